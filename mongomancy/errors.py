@@ -1,0 +1,116 @@
+"""Every exception mongomancy raises, under one base class.
+
+Why one module: callers write ``except MongomancyError`` once and know they caught only ours, and each
+error that wraps a driver failure keeps it as ``__cause__`` (and as ``.cause``) so nothing is lost.
+The bad-input errors also inherit ``ValueError``/``KeyError``/``LookupError`` so the standard idioms work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MongomancyError(Exception):
+    """Base class of every error raised by mongomancy itself."""
+
+
+class ConfigurationError(MongomancyError, ValueError):
+    """An argument or option is invalid; the message names it and what was wrong."""
+
+
+class EngineDisposedError(MongomancyError):
+    """The engine was disposed: it runs nothing more, and queued commands are woken with this error."""
+
+
+class QueueFullError(MongomancyError):
+    """No primary is known and the engine's waiting queue is full: the command was not run at all."""
+
+    def __init__(self, message: str, *, capacity: int) -> None:
+        super().__init__(message)
+        self.capacity = capacity
+
+
+class SupervisorError(MongomancyError):
+    """The supervisor thread died and could not be restarted; the engine refuses work rather than hang."""
+
+
+class CommandError(MongomancyError):
+    """Base of the errors about one command: carries the command and the driver error behind it."""
+
+    def __init__(self, message: str, *, command: Any, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.command = command
+        self.cause = cause
+        if cause is not None:
+            self.__cause__ = cause
+
+
+class OutcomeUnknownError(CommandError):
+    """A non-idempotent write failed in a way that leaves its outcome unknown; it was not replayed.
+
+    It may or may not have been applied.  Replaying it could apply it twice (an ``$inc`` counted twice,
+    a document inserted twice), so mongomancy hands the decision to the caller instead.
+    """
+
+
+class RetryBudgetExhaustedError(CommandError):
+    """The retry policy's time budget or attempt limit ran out; the last driver error is the cause."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: Any,
+        cause: BaseException | None,
+        attempts: int,
+        elapsed: float,
+    ) -> None:
+        super().__init__(message, command=command, cause=cause)
+        self.attempts = attempts
+        self.elapsed = elapsed
+
+
+class CursorResumeError(CommandError):
+    """A cursor died mid-iteration (for example at a failover) and cannot be resumed without risking
+    duplicates or gaps; the message says why."""
+
+
+class StaleSessionError(MongomancyError):
+    """A session or transaction belongs to a client the engine has since replaced; start a new one."""
+
+
+class SchemaError(MongomancyError):
+    """A live database cannot be brought in line with the definitions without an explicit permission."""
+
+
+class IndexConflictError(SchemaError):
+    """An index exists with options that can only change by dropping and re-creating it."""
+
+    def __init__(self, message: str, *, collection: str, index: str, differences: Any) -> None:
+        super().__init__(message)
+        self.collection = collection
+        self.index = index
+        self.differences = differences
+
+
+class UnknownCollectionError(MongomancyError, KeyError):
+    """A collection name that the database does not define; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+class SimulatorError(MongomancyError):
+    """The simulated replica set (``mongomancy.testing``) could not do what was asked."""
+
+
+class UnknownMemberError(SimulatorError, LookupError):
+    """A member index or address that is not part of the simulated replica set."""
+
+
+class BackendNotInstalledError(SimulatorError):
+    """The wire-protocol backend the simulator needs is not installed; the message names the extra."""
+
+
+class PortInUseError(SimulatorError, OSError):
+    """A port the simulator was asked to listen on is already taken."""
