@@ -257,6 +257,11 @@ def _is_id_index(index: _NormIndex) -> bool:
     return index.name == "_id_" or index.key == (("_id", 1),)
 
 
+def _plain_differences(differences: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{option: (live, wanted)}`` with plain dicts/lists inside, for error objects and callers."""
+    return {option: (thaw(change[0]), thaw(change[1])) for option, change in differences.items()}
+
+
 def _format_value(value: Any) -> str:
     return repr(thaw(value))
 
@@ -949,7 +954,7 @@ def apply_plan(plan: Plan, execute: Execute, *, allow_drop: bool = False) -> App
             "to do so: " + "; ".join(change.describe_recreate() for change in plan.recreate_indexes),
             collection=first.collection,
             index=first.index.name,
-            differences=thaw(first.differences),
+            differences=_plain_differences(first.differences),
         )
 
     created_collections: list[str] = []
