@@ -40,7 +40,7 @@ from mongomancy.testing.backend import Backend, MongodBackend, NxBackend, make_b
 from mongomancy.testing.faults import FailPoint
 from mongomancy.testing.member import MAX_WIRE_VERSION
 from mongomancy.testing.records import CommandRecord, Outcome
-from mongomancy.testing.replica_set import MemberInfo, SimulatedReplicaSet, fast_heartbeats
+from mongomancy.testing.replica_set import MemberInfo, SimulatedReplicaSet, fast_heartbeats, wait_for
 
 __all__ = [
     "MAX_WIRE_VERSION",
@@ -55,4 +55,5 @@ __all__ = [
     "fast_heartbeats",
     "make_backend",
     "start_backend",
+    "wait_for",
 ]

@@ -1,11 +1,11 @@
 """The single storage process behind every simulated member.
 
-Why one backend for all members: a replica set presents one data set, and the simulator's subject is the
-*topology* (who is primary, who refuses, who hangs), not replication itself.  Every member forwards to the same
-server, so a write acknowledged by one member is visible through all of them, exactly as after replication.
+Why one backend for all members: a replica set presents one data set, and the simulator's subject is
+the *topology* (who is primary, who refuses, who hangs), not replication itself.  Every member forwards to
+the same server, so a write acknowledged by one member is visible through all of them, as after replication.
 
-Two kinds exist: ``nx_27017`` (a MongoDB wire-protocol server over SQLite, from the ``sim`` extra; the default)
-and a real single-node ``mongod`` when ``MONGOMANCY_SIM_BACKEND=mongod`` and one is on ``PATH``.
+Two kinds exist: ``nx_27017`` (a MongoDB wire-protocol server over SQLite, from the ``sim`` extra; the
+default) and a real single-node ``mongod`` when ``MONGOMANCY_SIM_BACKEND=mongod`` and one is on ``PATH``.
 """
 
 from __future__ import annotations

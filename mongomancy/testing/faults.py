@@ -51,6 +51,7 @@ class FailPoint:
         self,
         commands: frozenset[str],
         times: int,
+        *,
         code: int | None,
         labels: tuple[str, ...],
         close_connection: bool,

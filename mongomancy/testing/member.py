@@ -95,7 +95,7 @@ def is_write(name: str, body: Mapping[str, Any]) -> bool:
         return True
     if name == "aggregate":
         pipeline = body.get("pipeline") or ()
-        return any(isinstance(stage, Mapping) and ("$out" in stage or "$merge" in stage) for stage in pipeline)
+        return any(isinstance(st, Mapping) and ("$out" in st or "$merge" in st) for st in pipeline)
     return False
 
 
@@ -264,7 +264,7 @@ class Member:
             c.shutdown()
 
     def stop(self, timeout: float) -> list[str]:
-        """Close the listener and all connections; join their threads.  Returns names of threads still alive."""
+        """Close the listener and all connections; join their threads.  Returns the names of stuck threads."""
         with self.state.lock:
             self.alive = False
             self.state.bump()
@@ -336,7 +336,7 @@ class Member:
                 if conn.thread is not None:
                     self._finished_threads.append(conn.thread)
 
-    def _record(
+    def _record(  # noqa: PLR0917 - private, called from one place each time with the same shape
         self,
         name: str,
         db: str,
@@ -429,10 +429,11 @@ class Member:
             raise _HangUp
         return None if message.more_to_come else reply
 
-    def _inject(
+    def _inject(  # noqa: PLR0917
         self, conn: _Connection, message: wire.Message, point: FailPoint, name: str, db: str, write: bool
     ) -> bytes | None:
-        self._record(name, db, Outcome.INJECTED, write, message.body, None if point.close_connection else point.code)
+        code = None if point.close_connection else point.code
+        self._record(name, db, Outcome.INJECTED, write, message.body, code)
         logger.debug("member %d: injected %r into %s", self.index, point, name)
         if point.close_connection:
             raise _HangUp

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 
 import attrs
+import pymongo.common
 from bson import ObjectId
 
 from mongomancy.errors import SimulatorError, UnknownMemberError
@@ -39,7 +41,7 @@ class MemberInfo:
 
 
 def _check_seconds(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
         raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
     return float(value)
 
@@ -47,8 +49,8 @@ def _check_seconds(name: str, value: float) -> float:
 class SimulatedReplicaSet:
     """A replica set on loopback that pymongo discovers, uses and fails over like a real one.
 
-    ``members`` endpoints (on free ports, or ``ports``) answer the handshake as replica-set members and forward
-    every other command to one backend process (``backend``: ``"nx"``, ``"mongod"``, a started
+    ``members`` endpoints (on free ports, or ``ports``) answer the handshake as replica-set members and
+    forward every other command to one backend process (``backend``: ``"nx"``, ``"mongod"``, a started
     :class:`Backend` to share, or None for ``$MONGOMANCY_SIM_BACKEND``/``nx``).  Member 0 starts as primary.
 
     Every fault control is thread-safe and may be called from the test thread while traffic flows.  Use it as
@@ -291,7 +293,9 @@ class SimulatedReplicaSet:
             self._wait_election(generation, seconds + _JOIN_TIMEOUT)
         return target
 
-    def elect(self, member: MemberRef | None = None, election_seconds: float = 0.0, *, wait: bool = False) -> int:
+    def elect(
+        self, member: MemberRef | None = None, election_seconds: float = 0.0, *, wait: bool = False
+    ) -> int:
         """Run an election without a step-down (e.g. after killing the primary); supersedes a pending one."""
         seconds = _check_seconds("election_seconds", election_seconds)
         target = None if member is None else self._member(member).index
@@ -369,12 +373,12 @@ class SimulatedReplicaSet:
         self,
         commands: str | Iterable[str],
         times: int = 1,
+        *,
         code: int | None = None,
         labels: Iterable[str] = (),
         close_connection: bool = False,
         members: Iterable[MemberRef] | MemberRef | None = None,
         error_message: str = "failCommand fail point enabled",
-        *,
         after_forward: bool = False,
     ) -> FailPoint:
         """Like MongoDB's ``failCommand`` fail point: the next ``times`` matching commands (by command name,
@@ -399,7 +403,14 @@ class SimulatedReplicaSet:
         else:
             chosen = frozenset(self._member(m).index for m in members)
         point = FailPoint(
-            names, times, code, tuple(labels), close_connection, chosen, error_message, after_forward
+            names,
+            times,
+            code=code,
+            labels=tuple(labels),
+            close_connection=close_connection,
+            members=chosen,
+            error_message=error_message,
+            after_forward=after_forward,
         )
         self._state.faults.add(point)
         return point
@@ -461,17 +472,28 @@ class SimulatedReplicaSet:
         return f"<SimulatedReplicaSet {self.uri} {state}>"
 
 
+def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``condition`` every 2 ms until it is truthy; raise TimeoutError naming ``what`` after ``timeout``.
+
+    Why: tests must wait for what they need (pymongo noticing a new primary, a record appearing), never for a
+    fixed time that is too short on a loaded machine and wasted on a fast one.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.002)
+
+
 @contextlib.contextmanager
 def fast_heartbeats(min_interval: float = 0.05) -> Iterator[None]:
     """Let pymongo clients created inside the block use ``heartbeatFrequencyMS`` down to ``min_interval``.
 
     Why: pymongo refuses heartbeats under 500 ms and re-checks a server at most every 500 ms after an error,
     which makes every failover test wait half a second or more.  pymongo's own test-suite lowers
-    ``pymongo.common.MIN_HEARTBEAT_INTERVAL`` the same way; this restores it afterwards.  It is process-global:
-    do not use it concurrently from tests running in parallel threads.
+    ``pymongo.common.MIN_HEARTBEAT_INTERVAL`` the same way; this restores it afterwards.  It is
+    process-global: do not use it concurrently from tests running in parallel threads.
     """
-    import pymongo.common
-
     _check_seconds("min_interval", min_interval)
     saved = pymongo.common.MIN_HEARTBEAT_INTERVAL
     pymongo.common.MIN_HEARTBEAT_INTERVAL = min_interval

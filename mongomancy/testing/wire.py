@@ -152,9 +152,7 @@ def op_reply(response_to: int, doc: Mapping[str, Any]) -> bytes:
     payload = bson.encode(doc)
     length = 16 + 20 + len(payload)
     return (
-        HEADER.pack(length, _request_id(), response_to, OP_REPLY)
-        + struct.pack("<iqii", 0, 0, 0, 1)
-        + payload
+        HEADER.pack(length, _request_id(), response_to, OP_REPLY) + struct.pack("<iqii", 0, 0, 0, 1) + payload
     )
 
 

@@ -1,0 +1,66 @@
+"""Shared fixtures.
+
+- ``sim_cluster``: a fresh :class:`~mongomancy.testing.SimulatedReplicaSet` (3 members, own backend) per test.
+- ``fast_heartbeats``: lets pymongo clients use ``heartbeatFrequencyMS`` down to 50 ms during the test.
+- ``real_cluster_uri``: the URI of a real replica set; tests marked ``@pytest.mark.real_cluster`` run only
+  when ``MONGOMANCY_TEST_URI`` is set and are skipped with a clear reason otherwise.
+- ``no_leaked_sim_threads`` (autouse): fails a test that leaves a simulator thread running.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from mongomancy import testing as sim
+
+REAL_CLUSTER_ENV = "MONGOMANCY_TEST_URI"
+_SIM_THREAD_PREFIX = "mongomancy-sim-"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get(REAL_CLUSTER_ENV):
+        return
+    skip = pytest.mark.skip(reason=f"needs a real replica set: set {REAL_CLUSTER_ENV}=mongodb://...")
+    for item in items:
+        if "real_cluster" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def real_cluster_uri() -> str:
+    uri = os.environ.get(REAL_CLUSTER_ENV)
+    if not uri:
+        pytest.skip(f"needs a real replica set: set {REAL_CLUSTER_ENV}=mongodb://...")
+    return uri
+
+
+@pytest.fixture
+def fast_heartbeats() -> Iterator[None]:
+    """pymongo clients created in the test may use heartbeatFrequencyMS down to 50 ms."""
+    with sim.fast_heartbeats(0.05):
+        yield
+
+
+@pytest.fixture
+def sim_cluster() -> Iterator[sim.SimulatedReplicaSet]:
+    """A fresh simulated 3-member replica set with its own empty backend; member 0 is primary."""
+    with sim.SimulatedReplicaSet(members=3) as cluster:
+        yield cluster
+
+
+def _sim_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith(_SIM_THREAD_PREFIX)}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_sim_threads() -> Iterator[None]:
+    """Every simulator thread a test started must be gone when its fixtures are torn down."""
+    before = _sim_threads()
+    yield
+    leaked = _sim_threads() - before
+    if leaked:
+        pytest.fail(f"simulator threads left running: {sorted(leaked)}")
