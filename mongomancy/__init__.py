@@ -1,6 +1,9 @@
-"""mongomancy: keep long-running programs talking to MongoDB through failovers, and declare the schema in code."""
+"""mongomancy: keep programs talking to MongoDB through failovers, and declare the schema in code."""
 
 from mongomancy._version import __version__
+from mongomancy.commands import CollectionTarget, Command, RetryClass
+from mongomancy.cursor import ResumableCursor
+from mongomancy.engine import Engine
 from mongomancy.errors import (
     BackendNotInstalledError,
     CommandError,
@@ -20,24 +23,42 @@ from mongomancy.errors import (
     UnknownCollectionError,
     UnknownMemberError,
 )
+from mongomancy.events import ChangeKind, TopologyChange
+from mongomancy.executor import Executor
+from mongomancy.retry import ErrorKind, RetryPolicy, classify_error
+from mongomancy.stats import EngineStats
+from mongomancy.supervisor import TopologyState
 
 __all__ = [
     "BackendNotInstalledError",
+    "ChangeKind",
+    "CollectionTarget",
+    "Command",
     "CommandError",
     "ConfigurationError",
     "CursorResumeError",
+    "Engine",
     "EngineDisposedError",
+    "EngineStats",
+    "ErrorKind",
+    "Executor",
     "IndexConflictError",
     "MongomancyError",
     "OutcomeUnknownError",
     "PortInUseError",
     "QueueFullError",
+    "ResumableCursor",
     "RetryBudgetExhaustedError",
+    "RetryClass",
+    "RetryPolicy",
     "SchemaError",
     "SimulatorError",
     "StaleSessionError",
     "SupervisorError",
+    "TopologyChange",
+    "TopologyState",
     "UnknownCollectionError",
     "UnknownMemberError",
     "__version__",
+    "classify_error",
 ]

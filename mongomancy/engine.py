@@ -1,0 +1,382 @@
+"""``Engine``: runs every command inline when the cluster is healthy, and carries it through failovers.
+
+The hot path is one attribute read (the supervisor's published ``TopologyState``), one ``pymongo.timeout``
+block and the pymongo call: no lock, no queue, no thread hop.  Everything else (classification, waiting
+in the bounded queue, backoff, the budget) lives on the slow path, which only failing commands take.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pymongo
+from pymongo import MongoClient
+from pymongo.client_session import ClientSession
+from pymongo.errors import ConfigurationError as PyMongoConfigurationError
+from pymongo.errors import PyMongoError
+
+from mongomancy._redact import redact_text, redact_uri
+from mongomancy.attempts import RetryRun
+from mongomancy.commands import CollectionLike, Command, as_target
+from mongomancy.cursor import ResumableCursor
+from mongomancy.errors import (
+    ConfigurationError,
+    EngineDisposedError,
+    SupervisorError,
+)
+from mongomancy.events import TopologyChange
+from mongomancy.executor import Executor, ReconnectHook
+from mongomancy.retry import RetryPolicy
+from mongomancy.stats import Counters, EngineStats
+from mongomancy.supervisor import HookRegistry, Supervisor, TopologyEventListener, TopologyState
+from mongomancy.waitqueue import PrimaryWaitQueue
+
+T = TypeVar("T")
+
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+_SUPERVISOR_RESTART_LIMIT = 5
+_SUPERVISOR_RESTART_WINDOW = 60.0
+
+
+class Engine(Executor):
+    """Owns a ``MongoClient`` (through its supervisor thread) and executes commands with a retry policy.
+
+    ``Engine("localhost", 27017)``, ``Engine(uri="mongodb://h1,h2,h3/?replicaSet=rs0")`` or
+    ``Engine("mongodb://...")``; any other keyword goes to ``MongoClient`` unchanged.  No credentials are
+    assumed: give them in the URI or as ``username``/``password``.
+
+    ``replace_client_on_failover`` (default False): the original mongomancy built a new client at every
+    primary switch.  pymongo already re-discovers the new primary on its existing client, and a new client
+    costs fresh connection pools and handshakes and kills in-flight work, so by default the engine keeps its
+    client and only *announces* the change (see the README's measurements).
+    """
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        uri: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        queue_capacity: int = 10_000,
+        logger: logging.Logger | None = None,
+        name: str | None = None,
+        replace_client_on_failover: bool = False,
+        poll_interval: float = 0.05,
+        probe_timeout: float = 0.5,
+        slow_hook_seconds: float = 1.0,
+        **client_options: Any,
+    ) -> None:
+        self._client_args, self._display_target = _client_arguments(host, port, uri)
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise ConfigurationError(f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}")
+        if not isinstance(queue_capacity, int) or isinstance(queue_capacity, bool) or queue_capacity < 1:
+            raise ConfigurationError(f"queue_capacity must be a positive int, got {queue_capacity!r}")
+        for option, value in (("poll_interval", poll_interval), ("probe_timeout", probe_timeout)):
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigurationError(f"{option} must be a positive number of seconds, got {value!r}")
+        self._policy = retry_policy or RetryPolicy()
+        self._queue_capacity = queue_capacity
+        self._logger = logger or logging.getLogger("mongomancy.engine")
+        self._name = name or f"mongomancy-supervisor-{id(self):x}"
+        self._replace_on_failover = replace_client_on_failover
+        self._poll_interval = poll_interval
+        self._probe_timeout = probe_timeout
+        self._slow_hook_seconds = slow_hook_seconds
+        self._client_options = self._with_defaults(client_options)
+        self._secrets = tuple(str(v) for k, v in client_options.items() if k.lower() == "password")
+
+        self._hooks = HookRegistry()
+        self._counters = Counters()
+        # Guards the lifecycle only (start, dispose, fork, supervisor restart): never taken on the hot path.
+        self._lifecycle = threading.Lock()
+        self._disposed = False
+        self._failure: SupervisorError | None = None
+        self._restarts: list[float] = []
+        self._changed = threading.Event()
+        self._state = TopologyState(client=None, generation=0)
+        self._start()
+        _ENGINES.add(self)
+        self._logger.info("engine started for %s", self._display_target)
+
+    # ------------------------------------------------------------------------------------- set-up
+    def _with_defaults(self, options: dict[str, Any]) -> dict[str, Any]:
+        chosen = {key.lower() for key in options}
+        defaults: dict[str, Any] = {"appname": "mongomancy"}
+        if "serverselectiontimeoutms" not in chosen:
+            # Let pymongo's own retry loop (under pymongo.timeout) wait as long as our budget allows, so a
+            # retryable write keeps its transaction number across a long election.
+            defaults["serverSelectionTimeoutMS"] = int(self._policy.budget * 1000)
+        return {**defaults, **options}
+
+    def _make_client(self, listener: TopologyEventListener) -> MongoClient[Any]:
+        options = dict(self._client_options)
+        options["event_listeners"] = [*options.get("event_listeners", ()), listener]
+        try:
+            return MongoClient(*self._client_args, **options)
+        except (PyMongoConfigurationError, TypeError, ValueError) as error:
+            message = redact_text(str(error), self._secrets)
+            raise ConfigurationError(
+                f"invalid MongoClient option for {self._display_target}: {message}"
+            ) from None
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._queue = PrimaryWaitQueue(self._queue_capacity)
+        self._supervisor = Supervisor(
+            name=self._name,
+            client_factory=self._make_client,
+            owner=self,
+            hooks=self._hooks,
+            wait_queue=self._queue,
+            counters=self._counters,
+            publish=self._publish,
+            on_crash=self._on_supervisor_crash,
+            logger=self._logger,
+            poll_interval=self._poll_interval,
+            probe_timeout=self._probe_timeout,
+            slow_hook_seconds=self._slow_hook_seconds,
+            replace_client_on_failover=self._replace_on_failover,
+        )
+        self._supervisor.start()
+
+    def _publish(self, state: TopologyState) -> None:
+        """Called by the supervisor: swap the state the hot path reads and wake backing-off workers."""
+        self._state = state
+        changed, self._changed = self._changed, threading.Event()
+        changed.set()
+
+    # ------------------------------------------------------------------------------------- properties
+    @property
+    def client(self) -> MongoClient[Any]:
+        """The current client.  Fine for one-off calls; hold on to it and a replacement leaves you behind."""
+        self._ensure_running()
+        client = self._state.client
+        if client is None:
+            raise EngineDisposedError("the engine has been disposed")
+        return client
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._policy
+
+    @property
+    def logger(self) -> logging.Logger:
+        return self._logger
+
+    @property
+    def supervisor_thread(self) -> threading.Thread | None:
+        """The supervisor's thread (for diagnostics and tests)."""
+        return self._supervisor.thread
+
+    def topology(self) -> TopologyState:
+        """The supervisor's latest view: writable, primary address, topology type, client generation."""
+        return self._state
+
+    def get_database(self, name: str, **options: Any) -> Any:
+        """A pymongo database of the *current* client (not retried: use ``Database`` for that)."""
+        return self.client.get_database(name, **options)
+
+    def stats(self) -> EngineStats:
+        counts, by_cause = self._counters.snapshot()
+        state = self._state
+        return EngineStats(
+            retries_by_cause=by_cause,
+            current_primary=state.primary,
+            writable=state.writable,
+            topology_type=state.topology_type,
+            queue_length=len(self._queue),
+            queue_high_water=self._queue.high_water,
+            queue_capacity=self._queue.capacity,
+            **counts,
+        )
+
+    # ------------------------------------------------------------------------------------- hooks
+    def register_hook(self, hook: ReconnectHook) -> ReconnectHook:
+        self._hooks.add_hook(hook)
+        return hook
+
+    def unregister_hook(self, hook: ReconnectHook) -> None:
+        self._hooks.remove_hook(hook)
+
+    def add_topology_observer(self, observer: Callable[[TopologyChange], None]) -> None:
+        """Call ``observer(change)`` for every change, member changes included (``mongomancy watch``)."""
+        self._hooks.add_observer(observer)
+
+    def remove_topology_observer(self, observer: Callable[[TopologyChange], None]) -> None:
+        self._hooks.remove_observer(observer)
+
+    # ------------------------------------------------------------------------------------- execution
+    def execute(self, command: Command) -> Any:
+        started = time.monotonic()
+        state = self._state
+        if state.writable and state.client is not None:
+            try:
+                if command.client_timeout and self._policy.use_client_timeout and not command.in_transaction:
+                    with pymongo.timeout(self._policy.budget):
+                        result = command.run(state.client)
+                else:
+                    result = command.run(state.client)
+            except PyMongoError as error:
+                return self._execute_slowly(command, started, error)
+            self._counters.succeeded()
+            return result
+        return self._execute_slowly(command, started, None)
+
+    def _execute_slowly(self, command: Command, started: float, error: PyMongoError | None) -> Any:
+        run = RetryRun(self, command, started)
+        try:
+            if error is not None:
+                landed = run.failed(error)
+                if landed is not None:
+                    return landed.result
+            while True:
+                client = run.next_client()
+                try:
+                    with run.attempt_timeout():
+                        result = command.run(client)
+                except PyMongoError as attempt_error:
+                    landed = run.failed(attempt_error)
+                    if landed is not None:
+                        return landed.result
+                else:
+                    self._counters.succeeded()
+                    return result
+        except BaseException:
+            self._counters.failed()
+            raise
+
+    def find(self, collection: CollectionLike, *args: Any, **kwargs: Any) -> ResumableCursor:
+        return ResumableCursor(self, as_target(collection), *args, **kwargs)
+
+    # ------------------------------------------------------------------------------------- sessions
+    def start_session(self, **kwargs: Any) -> ClientSession:
+        """A session on the current client; once the client is replaced, using it raises StaleSessionError."""
+        return self.client.start_session(**kwargs)
+
+    def with_transaction(self, callback: Callable[[ClientSession], T], **kwargs: Any) -> T:
+        """Run ``callback(session)`` in a transaction; pymongo retries transient transaction errors.
+
+        Inside the callback pass ``session=session`` to every operation.  The engine does not replay
+        single operations inside a transaction: pymongo's ``with_transaction`` retries the whole callback.
+        """
+        with self.start_session() as session:
+            result: T = session.with_transaction(callback, **kwargs)
+            return result
+
+    # ------------------------------------------------------------------------------------- lifecycle
+    def reconnect(self) -> None:
+        """Replace the client once, however many threads ask at the same moment; run the hooks."""
+        self._ensure_running()
+        self._supervisor.request_replacement(self._state.generation, timeout=self._policy.budget)
+
+    def dispose(self, timeout: float = 10.0) -> None:
+        """Final and idempotent: wake queued commands with EngineDisposedError, stop the supervisor, close."""
+        with self._lifecycle:
+            if self._disposed:
+                return
+            self._disposed = True
+        self._queue.shut(
+            EngineDisposedError("the engine was disposed while this command waited for a primary")
+        )
+        try:
+            if self._pid == os.getpid():
+                self._supervisor.stop(timeout)
+        finally:
+            self._publish(TopologyState(client=None, generation=self._state.generation))
+            self._logger.info("engine for %s disposed", self._display_target)
+
+    close = dispose
+
+    @property
+    def disposed(self) -> bool:
+        return self._disposed
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.dispose()
+
+    def __repr__(self) -> str:
+        state = self._state
+        return f"<Engine {self._display_target} primary={state.primary} generation={state.generation}>"
+
+    def _ensure_running(self) -> None:
+        """Slow-path check: disposed, failed, or forked since the last use."""
+        if self._disposed:
+            raise EngineDisposedError("the engine has been disposed")
+        if self._failure is not None:
+            raise self._failure
+        if self._pid != os.getpid():
+            with self._lifecycle:
+                if self._pid != os.getpid():
+                    self._supervisor.abandon_after_fork()
+                    self._start()
+                    self._logger.info("forked child %d: new client and supervisor", self._pid)
+
+    def _after_fork_in_child(self) -> None:
+        """Runs in a forked child: parent threads are gone and locks may be held; start afresh lazily."""
+        self._lifecycle = threading.Lock()
+        self._changed = threading.Event()
+        self._state = TopologyState(client=None, generation=0)
+
+    def _on_supervisor_crash(self, crash: BaseException) -> None:
+        now = time.monotonic()
+        with self._lifecycle:
+            if self._disposed:
+                return
+            self._restarts = [t for t in self._restarts if now - t < _SUPERVISOR_RESTART_WINDOW]
+            if len(self._restarts) < _SUPERVISOR_RESTART_LIMIT:
+                self._restarts.append(now)
+                self._counters.bump("supervisor_restarts")
+                self._logger.error("restarting the supervisor after: %r", crash)
+                self._supervisor.start()
+                return
+            failure = SupervisorError(
+                f"the supervisor died {_SUPERVISOR_RESTART_LIMIT} times within "
+                f"{_SUPERVISOR_RESTART_WINDOW:.0f} s; the engine refuses work (last crash: {crash!r})"
+            )
+            failure.__cause__ = crash
+            self._failure = failure
+        self._queue.shut(failure)
+        self._publish(TopologyState(client=None, generation=self._state.generation))
+
+
+def _client_arguments(host: str | None, port: int | None, uri: str | None) -> tuple[tuple[Any, ...], str]:
+    """Positional arguments for MongoClient, and a credential-free description for logs."""
+    if host is not None and not isinstance(host, str):
+        raise ConfigurationError(f"host must be a string, got {type(host).__name__}")
+    if uri is not None and not isinstance(uri, str):
+        raise ConfigurationError(f"uri must be a string, got {type(uri).__name__}")
+    if host is not None and host.startswith(("mongodb://", "mongodb+srv://")):
+        if uri is not None:
+            raise ConfigurationError("give the connection string either as host or as uri=, not both")
+        uri, host = host, None
+    if uri is not None:
+        if host is not None or port is not None:
+            raise ConfigurationError("give either uri= or host/port, not both")
+        if not uri.startswith(("mongodb://", "mongodb+srv://")):
+            raise ConfigurationError(
+                f"uri must start with mongodb:// or mongodb+srv://, got {redact_uri(uri)[:40]!r}"
+            )
+        return (uri,), redact_uri(uri)
+    if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536):
+        raise ConfigurationError(f"port must be an int between 1 and 65535, got {port!r}")
+    host = host or "localhost"
+    return (host, port or 27017), f"{host}:{port or 27017}"
+
+
+def _reinit_engines_in_child() -> None:
+    for engine in list(_ENGINES):
+        engine._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_engines_in_child)
