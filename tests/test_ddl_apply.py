@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pymongo
+import pymongo.results
 import pytest
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
@@ -557,3 +558,30 @@ def test_real_cluster_rich_options_round_trip(real_db: Database[Any]) -> None:
     }
     sync(changed, real_db, allow_drop=True)
     assert plan(changed, read_live_state(real_db, changed)).is_empty
+
+
+class RacingCollection:
+    """The first upsert loses a race (duplicate _id), the retry matches the winner's document."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, Any]] = []
+
+    def update_one(self, query: Any, update: Any, upsert: bool) -> Any:
+        self.calls.append((query, update))
+        if len(self.calls) == 1:
+            raise DuplicateKeyError("E11000 duplicate key error collection: db.c index: _id_", code=11000)
+        return pymongo.results.UpdateResult({"n": 1, "nModified": 0, "updatedExisting": True}, True)
+
+
+def test_lost_upsert_race_retries_and_finds_the_winner() -> None:
+    racing = RacingCollection()
+    document = Document({"k": 1}, {"k": 1, "x": "y"})
+    step = plan(
+        [CollectionDefinition("c", default_docs=[document])], LiveState(collections=[LiveCollection("c")])
+    )
+    result = apply_plan(step, lambda description, fn: fn({"c": racing}))
+    assert result.documents_already_present == ("c {'k': 1}",)
+    assert result.inserted_documents == ()
+    query, update = racing.calls[1]
+    assert query == {"$or": [{"k": 1}, {"_id": document.document_id("c")}]}
+    assert update == {"$setOnInsert": {"k": 1, "x": "y", "_id": document.document_id("c")}}

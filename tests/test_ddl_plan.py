@@ -404,7 +404,7 @@ def test_compound_text_index_keeps_prefix_and_suffix() -> None:
         "language_override": "language",
         "textIndexVersion": 3,
     }
-    assert one_index_plan(Index({"tenant": 1, "about": "text", "year": -1}), live_index).is_empty
+    assert one_index_plan(Index([("tenant", 1), ("about", "text"), ("year", -1)]), live_index).is_empty
 
 
 def test_wildcard_text_index() -> None:
@@ -510,7 +510,7 @@ def test_capping_an_existing_collection_is_a_conflict() -> None:
         apply_plan(result, never_execute, allow_drop=True)
 
 
-TIMESERIES_LIVE = {
+TIMESERIES_LIVE: dict[str, Any] = {
     "timeseries": {
         "timeField": "ts",
         "metaField": "sensor",

@@ -119,7 +119,7 @@ def test_index_equality_is_key_order_sensitive() -> None:
 
 
 def test_text_flag() -> None:
-    assert Index({"a": 1, "t": "text"}).is_text
+    assert Index([("a", 1), ("t", "text")]).is_text
     assert not Index({"a": 1}).is_text
 
 
@@ -281,7 +281,7 @@ def test_frozen_map_behaves_like_a_read_only_dict() -> None:
 
 
 def test_document_is_deep_frozen_and_thaws_to_plain_dicts() -> None:
-    data = {"slug": "admin", "roles": ["read", "write"], "meta": {"level": 1}}
+    data: dict[str, Any] = {"slug": "admin", "roles": ["read", "write"], "meta": {"level": 1}}
     document = Document({"slug": "admin"}, data)
     data["roles"].append("delete")
     assert document.data["roles"] == ("read", "write")
