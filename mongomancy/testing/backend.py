@@ -87,13 +87,16 @@ class Backend:
             self.port = free_port()
             argv = self._command(self.port, self._tmpdir.name)
             logger.debug("starting %s backend: %s", self.kind, " ".join(argv))
-            self.process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                cwd=self._tmpdir.name,
-            )
+            # stderr goes to a file, never to a pipe: nobody drains a pipe while tests run, and a full pipe
+            # (64 KiB of the backend's log lines, about 600 requests) would freeze the backend mid-test.
+            with open(self._stderr_path, "wb") as stderr:
+                self.process = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                    cwd=self._tmpdir.name,
+                )
             try:
                 self._wait_ready()
                 logger.info("%s backend pid %d on port %d", self.kind, self.process.pid, self.port)
@@ -104,6 +107,11 @@ class Backend:
         self._cleanup_tmp()
         raise SimulatorError(f"{self.kind} backend did not start: {last_error}") from last_error
 
+    @property
+    def _stderr_path(self) -> str:
+        assert self._tmpdir is not None
+        return os.path.join(self._tmpdir.name, "backend.stderr")
+
     def _wait_ready(self) -> None:
         assert self.process is not None
         deadline = time.monotonic() + _START_TIMEOUT
@@ -111,7 +119,8 @@ class Backend:
         while True:
             code = self.process.poll()
             if code is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                with open(self._stderr_path, "rb") as stderr:
+                    err = stderr.read().decode(errors="replace")
                 raise SimulatorError(f"exited with code {code}: {err[-2000:]}")
             try:
                 with socket.create_connection(self.address, timeout=1.0) as s:
@@ -137,8 +146,6 @@ class Backend:
                 logger.warning("backend pid %d ignored SIGTERM; killing it", proc.pid)
                 proc.kill()
                 proc.wait(_STOP_TIMEOUT)
-        if proc.stderr is not None:
-            proc.stderr.close()
         self.last_pid = proc.pid
 
     def _cleanup_tmp(self) -> None:
