@@ -3,6 +3,7 @@
 from mongomancy._version import __version__
 from mongomancy.commands import CollectionTarget, Command, RetryClass
 from mongomancy.cursor import ResumableCursor
+from mongomancy.ddl import ApplyResult, LiveCollection, LiveState, Plan, apply_plan, plan, read_live_state
 from mongomancy.engine import Engine
 from mongomancy.errors import (
     BackendNotInstalledError,
@@ -28,23 +29,32 @@ from mongomancy.executor import Executor
 from mongomancy.retry import ErrorKind, RetryPolicy, classify_error
 from mongomancy.stats import EngineStats
 from mongomancy.supervisor import TopologyState
+from mongomancy.types import CollectionDefinition, Document, FrozenMap, Index, TimeSeries
 
 __all__ = [
+    "ApplyResult",
     "BackendNotInstalledError",
     "ChangeKind",
+    "CollectionDefinition",
     "CollectionTarget",
     "Command",
     "CommandError",
     "ConfigurationError",
     "CursorResumeError",
+    "Document",
     "Engine",
     "EngineDisposedError",
     "EngineStats",
     "ErrorKind",
     "Executor",
+    "FrozenMap",
+    "Index",
     "IndexConflictError",
+    "LiveCollection",
+    "LiveState",
     "MongomancyError",
     "OutcomeUnknownError",
+    "Plan",
     "PortInUseError",
     "QueueFullError",
     "ResumableCursor",
@@ -55,10 +65,14 @@ __all__ = [
     "SimulatorError",
     "StaleSessionError",
     "SupervisorError",
+    "TimeSeries",
     "TopologyChange",
     "TopologyState",
     "UnknownCollectionError",
     "UnknownMemberError",
     "__version__",
+    "apply_plan",
     "classify_error",
+    "plan",
+    "read_live_state",
 ]

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 import pymongo
 from pymongo import MongoClient
 from pymongo.errors import DuplicateKeyError, PyMongoError
-from pymongo.read_preferences import ReadPreference
 from pymongo.results import InsertManyResult, InsertOneResult
 
-from mongomancy.commands import Command, RetryClass
+from mongomancy.commands import AnyCommand, Command, RetryClass
 from mongomancy.errors import OutcomeUnknownError, RetryBudgetExhaustedError
 from mongomancy.retry import ErrorKind, classify_error
 
@@ -34,7 +33,7 @@ class Landed:
 class RetryRun:
     """The slow path of one command: attempts, waits and the budget, per the engine's policy."""
 
-    def __init__(self, engine: Engine, command: Command, started: float) -> None:
+    def __init__(self, engine: Engine, command: AnyCommand, started: float) -> None:
         self.engine = engine
         self.command = command
         self.started = started
@@ -56,20 +55,12 @@ class RetryRun:
             engine._ensure_running()
             state = engine._state
             client = state.client
-            if client is not None and (state.writable or self._runs_without_primary(client)):
+            if client is not None and (state.writable or self.command.runs_without_primary(client)):
                 self.attempts += 1
                 return client
             if time.monotonic() >= self.deadline:
                 self.exhausted("no primary became available")
             engine._queue.wait(self.deadline)
-
-    def _runs_without_primary(self, client: MongoClient[Any]) -> bool:
-        if not self.command.is_read:
-            return False
-        preference = (
-            self.command.kwargs.get("read_preference") or self.command.target.resolve(client).read_preference
-        )
-        return bool(preference.mode != ReadPreference.PRIMARY.mode)
 
     def failed(self, error: PyMongoError) -> Landed | None:
         """Decide after a failed attempt: raise, report a landed insert, or wait and let the caller retry."""
@@ -112,6 +103,7 @@ class RetryRun:
         if key_pattern is not None and dict(key_pattern) != {"_id": 1}:
             raise error  # a duplicate on another unique index is the caller's business
         command = self.command
+        assert isinstance(command, Command)
         name = "document" if command.operation == "insert_one" else "documents"
         document_or_documents = command.args[0] if command.args else command.kwargs[name]
         if command.operation == "insert_one":

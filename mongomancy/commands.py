@@ -8,13 +8,14 @@ that names the operation, the target, the arguments and the retry class makes bo
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 from bson import ObjectId
 from pymongo import DeleteMany, DeleteOne, InsertOne, MongoClient, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.collection import Collection as PyMongoCollection
+from pymongo.read_preferences import ReadPreference
 
 from mongomancy.errors import StaleSessionError
 
@@ -284,12 +285,52 @@ class Command:
             )
         return getattr(self.target.resolve(client), self.operation)(*self.args, **self.kwargs)
 
+    def runs_without_primary(self, client: MongoClient[Any]) -> bool:
+        """True for a read whose read preference accepts a secondary: it need not wait for a primary."""
+        if not self.is_read:
+            return False
+        preference = self.kwargs.get("read_preference") or self.target.resolve(client).read_preference
+        return bool(preference.mode != ReadPreference.PRIMARY.mode)
+
     def describe(self) -> str:
         """A short, credential-free description for messages and logs."""
         return f"{self.operation} on {self.target.full_name} ({self.retry_class.value})"
 
     def __repr__(self) -> str:
         return f"<Command {self.describe()}>"
+
+
+@attrs.frozen(eq=False)
+class FunctionCommand:
+    """Any function of the client, run with the engine's retry policy (``Engine.run``).
+
+    For work that is not one collection call (schema reconciliation, an admin command): the caller
+    states the retry class, because only the caller knows whether its function is safe to run twice.
+    """
+
+    description: str
+    function: Callable[[MongoClient[Any]], Any]
+    retry_class: RetryClass = RetryClass.IDEMPOTENT_WRITE
+    client_timeout: bool = True
+    driver_retryable: bool = False
+    is_insert: ClassVar[bool] = False
+    in_transaction: ClassVar[bool] = False
+
+    @property
+    def is_read(self) -> bool:
+        return self.retry_class is RetryClass.READ
+
+    def run(self, client: MongoClient[Any]) -> Any:
+        return self.function(client)
+
+    def runs_without_primary(self, client: MongoClient[Any]) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return f"{self.description} ({self.retry_class.value})"
+
+
+AnyCommand = Command | FunctionCommand
 
 
 def _materialise_documents(arguments: list[Any], kwargs: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from pymongo.errors import PyMongoError
 
 from mongomancy._redact import redact_text, redact_uri
 from mongomancy.attempts import RetryRun
-from mongomancy.commands import CollectionLike, Command, as_target
+from mongomancy.commands import AnyCommand, CollectionLike, FunctionCommand, RetryClass, as_target
 from mongomancy.cursor import ResumableCursor
 from mongomancy.errors import (
     ConfigurationError,
@@ -213,7 +213,7 @@ class Engine(Executor):
         self._hooks.remove_observer(observer)
 
     # ------------------------------------------------------------------------------------- execution
-    def execute(self, command: Command) -> Any:
+    def execute(self, command: AnyCommand) -> Any:
         started = time.monotonic()
         state = self._state
         if state.writable and state.client is not None:
@@ -229,7 +229,7 @@ class Engine(Executor):
             return result
         return self._execute_slowly(command, started, None)
 
-    def _execute_slowly(self, command: Command, started: float, error: PyMongoError | None) -> Any:
+    def _execute_slowly(self, command: AnyCommand, started: float, error: PyMongoError | None) -> Any:
         run = RetryRun(self, command, started)
         try:
             if error is not None:
@@ -251,6 +251,22 @@ class Engine(Executor):
         except BaseException:
             self._counters.failed()
             raise
+
+    def run(
+        self,
+        description: str,
+        function: Callable[[MongoClient[Any]], T],
+        *,
+        retry_class: RetryClass = RetryClass.IDEMPOTENT_WRITE,
+    ) -> T:
+        """Run ``function(client)`` with the retry policy, waiting for a primary like any command.
+
+        ``retry_class`` is your promise about ``function``: IDEMPOTENT_WRITE (or READ) lets the engine
+        replay it after an ambiguous failure; NON_IDEMPOTENT_WRITE makes such a failure an
+        ``OutcomeUnknownError`` instead.
+        """
+        result: T = self.execute(FunctionCommand(description, function, retry_class))
+        return result
 
     def find(self, collection: CollectionLike, *args: Any, **kwargs: Any) -> ResumableCursor:
         return ResumableCursor(self, as_target(collection), *args, **kwargs)

@@ -12,7 +12,7 @@ import abc
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mongomancy.commands import CollectionLike, Command
+from mongomancy.commands import AnyCommand, CollectionLike, Command
 from mongomancy.events import TopologyChange
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ class Executor(abc.ABC):
     """Runs collection operations against a cluster whose primary may change under it."""
 
     @abc.abstractmethod
-    def execute(self, command: Command) -> Any:
+    def execute(self, command: AnyCommand) -> Any:
         """Run ``command`` to completion (retrying as the policy allows) and return pymongo's result."""
 
     @abc.abstractmethod
