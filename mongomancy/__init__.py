@@ -27,6 +27,7 @@ from mongomancy.errors import (
 from mongomancy.events import ChangeKind, TopologyChange
 from mongomancy.executor import Executor
 from mongomancy.retry import ErrorKind, RetryPolicy, classify_error
+from mongomancy.schema import Collection, Database
 from mongomancy.stats import EngineStats
 from mongomancy.supervisor import TopologyState
 from mongomancy.types import CollectionDefinition, Document, FrozenMap, Index, TimeSeries
@@ -35,12 +36,14 @@ __all__ = [
     "ApplyResult",
     "BackendNotInstalledError",
     "ChangeKind",
+    "Collection",
     "CollectionDefinition",
     "CollectionTarget",
     "Command",
     "CommandError",
     "ConfigurationError",
     "CursorResumeError",
+    "Database",
     "Document",
     "Engine",
     "EngineDisposedError",
