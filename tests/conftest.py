@@ -50,6 +50,17 @@ def sim_cluster() -> Iterator[sim.SimulatedReplicaSet]:
     """A fresh simulated 3-member replica set with its own empty backend; member 0 is primary."""
     with sim.SimulatedReplicaSet(members=3) as cluster:
         yield cluster
+    pid = cluster.backend.last_pid
+    if pid is not None and _process_exists(pid):
+        pytest.fail(f"simulator backend process {pid} is still running after teardown")
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _sim_threads() -> set[str]:

@@ -23,7 +23,7 @@ from pymongo.errors import (
 )
 from pymongo.topology_description import TOPOLOGY_TYPE
 
-from mongomancy.errors import BackendNotInstalledError, PortInUseError, UnknownMemberError
+from mongomancy.errors import BackendNotInstalledError, PortInUseError, SimulatorError, UnknownMemberError
 from mongomancy.testing import (
     MAX_WIRE_VERSION,
     Outcome,
@@ -212,6 +212,29 @@ def test_applied_write_with_lost_reply_is_deduplicated(
     assert client.app.things.count_documents({}) == 1
 
 
+def test_transactions_commit_and_abort(rs: SimulatedReplicaSet, client: MongoClient[dict[str, Any]]) -> None:
+    coll = client.app.things
+    coll.insert_one({"_id": 0})
+    with client.start_session() as session, session.start_transaction():
+        coll.insert_one({"_id": 1}, session=session)
+        coll.insert_one({"_id": 2}, session=session)
+    with pytest.raises(RuntimeError), client.start_session() as session, session.start_transaction():
+        coll.insert_one({"_id": 3}, session=session)
+        raise RuntimeError("abort")
+    assert [d["_id"] for d in coll.find(sort=[("_id", 1)])] == [0, 1, 2]
+    assert rs.count("commitTransaction", outcome=Outcome.FORWARDED) == 1
+    assert rs.count("abortTransaction", outcome=Outcome.FORWARDED) == 1
+
+
+def test_hang_up_on_step_down_mode(rs: SimulatedReplicaSet, client: MongoClient[dict[str, Any]]) -> None:
+    rs.set_hang_up_on_step_down(True)
+    client.app.things.insert_one({"_id": 1})
+    rs.step_down()
+    client.app.things.insert_one({"_id": 2})  # pymongo reconnects to the new primary
+    assert rs.count("insert", member=1, outcome=Outcome.FORWARDED) == 1
+    assert client.app.things.count_documents({}) == 2
+
+
 # -- process faults ------------------------------------------------------------------------------------------
 
 
@@ -260,6 +283,20 @@ def test_kill_primary_with_automatic_election(
     rs.kill(0, election_seconds=0.1)
     client.app.things.insert_one({"_id": 1})
     assert rs.primary == 1
+
+
+def test_restart_of_a_running_member_is_refused(rs: SimulatedReplicaSet) -> None:
+    with pytest.raises(SimulatorError, match="running"):
+        rs.restart(1)
+
+
+def test_hang_up_closes_live_connections(rs: SimulatedReplicaSet) -> None:
+    with MongoClient(rs.uri, retryReads=False, serverSelectionTimeoutMS=5000) as c:
+        c.app.things.find_one()
+        rs.hang_up(0)
+        with pytest.raises(AutoReconnect):
+            c.app.things.find_one()
+        assert c.app.things.find_one() is None  # a new connection works
 
 
 # -- injected faults -----------------------------------------------------------------------------------------
