@@ -78,13 +78,23 @@ def classify_error(error: BaseException) -> ErrorKind:
     if isinstance(error, pymongo_errors.WriteConcernError):
         return ErrorKind.OUTCOME_UNKNOWN
     if isinstance(error, (pymongo_errors.NotPrimaryError, pymongo_errors.OperationFailure)):
-        return _classify_code(getattr(error, "code", None), error)
+        return _classify_code(_code_of(error), error)
     if isinstance(error, (pymongo_errors.AutoReconnect, pymongo_errors.ExecutionTimeout)):
         # NetworkTimeout, a reset connection, a hang-up: the request may have reached the server.
         return ErrorKind.OUTCOME_UNKNOWN
     if isinstance(error, pymongo_errors.ConnectionFailure):
         return ErrorKind.OUTCOME_UNKNOWN
     return ErrorKind.FATAL
+
+
+def _code_of(error: pymongo_errors.PyMongoError) -> int | None:
+    """The server's error code: ``OperationFailure.code``, or the reply inside a ``NotPrimaryError``."""
+    code = getattr(error, "code", None)
+    if code is None:
+        details = getattr(error, "details", None)
+        if isinstance(details, dict):
+            code = details.get("code")
+    return code if isinstance(code, int) else None
 
 
 def _classify_code(code: int | None, error: pymongo_errors.PyMongoError) -> ErrorKind:
