@@ -190,12 +190,16 @@ class _Connection:
         self.thread: threading.Thread | None = None
 
     def shutdown(self) -> None:
-        """Wake the connection's thread from any blocking call; the thread itself closes the sockets."""
+        """Wake the connection's thread from a blocking client read; the thread itself closes the sockets.
+
+        The backend socket is left alone: a command already forwarded finishes at the backend and its
+        retryable-write reply is recorded in the dedup table (as mongod commits a write and its
+        ``config.transactions`` entry together) before the thread finds the client gone.  Shutting the
+        backend socket too made a write applied-but-unrecorded, so the driver's retry applied it twice.
+        """
         self.closed.set()
-        for s in (self.sock, self.backend):
-            if s is not None:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self.closed.set()
