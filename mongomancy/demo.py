@@ -184,8 +184,13 @@ def _worker(
                     incs_failed[counter] += 1
                     raise
                 incs[counter] += 1
-            elif roll < 0.9:
+            elif roll < 0.87:
                 counters.find_one({"_id": f"c{rng.randrange(_COUNTERS)}"})
+                reads += 1
+            elif roll < 0.93:
+                # A cursor over several batches: its getMores are not retried by pymongo.
+                for _doc in items.find({"w": wid}, batch_size=8, limit=48):
+                    pass
                 reads += 1
             else:
                 items.count_documents({"w": wid})
