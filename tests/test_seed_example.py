@@ -14,9 +14,9 @@ from mongomancy.testing import SimulatedReplicaSet
 
 def test_seed_usage_example_runs_as_written(sim_cluster: SimulatedReplicaSet) -> None:
     # --- the seed README's example -----------------------------------------------------------------
-    import logging
+    import logging  # noqa: PLC0415 (the example's own imports, kept as written)
 
-    from mongomancy import CollectionDefinition, Database, Engine, Index
+    from mongomancy import CollectionDefinition, Database, Engine, Index  # noqa: PLC0415
 
     engine = Engine(sim_cluster.uri)
     try:
@@ -46,7 +46,7 @@ def test_seed_usage_example_runs_as_written(sim_cluster: SimulatedReplicaSet) ->
 
 
 def test_default_name_comes_from_the_uri_path(sim_cluster: SimulatedReplicaSet) -> None:
-    from mongomancy import Database, Engine
+    from mongomancy import Database, Engine  # noqa: PLC0415 (as in the example above)
 
     uri = sim_cluster.uri.replace("/?", "/appdb?")
     assert "/appdb?" in uri
