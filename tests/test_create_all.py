@@ -1,0 +1,265 @@
+"""``Database.plan`` and ``Database.create_all`` through the engine, against the simulated replica set.
+
+Definitions use only what the simulator's nx backend keeps (ascending keys, ``unique``,
+``expireAfterSeconds``; it renames indexes, so assertions compare key patterns, never names).  Option
+kinds the backend loses (collation, partial filters, validators, collMod...) are covered at plan level by
+tests/test_ddl_plan.py and live by the ``real_cluster`` tests of tests/test_ddl_apply.py.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo.database import Database as PyMongoDatabase
+
+from mongomancy import (
+    ApplyResult,
+    CollectionDefinition,
+    Database,
+    Document,
+    Engine,
+    Index,
+    IndexConflictError,
+    Plan,
+)
+from mongomancy.testing import SimulatedReplicaSet
+
+WORKERS = 4
+DB_NAME = "create_all_test"
+
+GAME = CollectionDefinition(
+    "game",
+    indices=[
+        Index({"genre": 1}),
+        Index({"created": 1}, expire_after_seconds=3600),
+        Index({"slug": 1}, unique=True),
+    ],
+    default_docs=[
+        Document({"slug": "chess"}, {"slug": "chess", "genre": "board", "players": 2}),
+        Document({"slug": "go"}, {"slug": "go", "genre": "board", "players": 2}),
+    ],
+)
+PLAYER = CollectionDefinition(
+    "player",
+    indices=[Index({"player_id": 1}, unique=True)],
+    default_docs=[Document({"player_id": 0}, {"player_id": 0, "name": "system"})],
+)
+
+
+@pytest.fixture
+def engine(sim_cluster: SimulatedReplicaSet, fast_heartbeats: None) -> Iterator[Engine]:
+    engine = Engine(uri=sim_cluster.uri, heartbeatFrequencyMS=100)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Database]:
+    database = Database(engine, name=DB_NAME)
+    database.extend(GAME, PLAYER)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def raw(engine: Engine) -> PyMongoDatabase[Any]:
+    return engine.client[DB_NAME]
+
+
+def live_keys(
+    database: PyMongoDatabase[Any], collection: str
+) -> dict[tuple[tuple[str, Any], ...], dict[str, Any]]:
+    """``{key pattern: index document}`` of ``collection`` (the backend renames indexes)."""
+    return {tuple(index["key"].items()): dict(index) for index in database[collection].list_indexes()}
+
+
+def assert_matches_definitions(database: PyMongoDatabase[Any], *definitions: CollectionDefinition) -> None:
+    for definition in definitions:
+        keys = live_keys(database, definition.name)
+        for index in definition.indices:
+            key = tuple(index.fields.items())
+            assert key in keys, f"{definition.name}.{index.name} missing"
+            assert bool(keys[key].get("unique", False)) == bool(index.unique)
+            assert keys[key].get("expireAfterSeconds") == index.expire_after_seconds
+        for document in definition.default_docs:
+            assert database[definition.name].count_documents(document.filter()) == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# plan and create_all
+# --------------------------------------------------------------------------------------------------
+
+
+def test_plan_of_a_fresh_database_lists_everything(db: Database) -> None:
+    plan = db.plan()
+    assert isinstance(plan, Plan)
+    assert [c.collection for c in plan.create_collections] == ["game", "player"]
+    assert sorted((a.collection, a.index.name) for a in plan.create_indexes) == [
+        ("game", "created_1"),
+        ("game", "genre_1"),
+        ("game", "slug_1"),
+        ("player", "player_id_1"),
+    ]
+    assert len(plan.insert_documents) == 3
+    assert not plan.is_empty
+    assert "+ create collection game" in str(plan)
+    assert db.plan() == plan  # comparable, deterministic
+
+
+def test_create_all_then_the_plan_is_empty(db: Database, engine: Engine) -> None:
+    result = db.create_all()
+    assert isinstance(result, ApplyResult)
+    assert sorted(result.created_collections) == ["game", "player"]
+    assert len(result.created_indexes) == 4
+    assert len(result.inserted_documents) == 3
+    assert result.changed
+    assert_matches_definitions(raw(engine), GAME, PLAYER)
+    assert db.plan().is_empty
+    # a second run changes nothing, with either mode
+    assert not db.create_all().changed
+    assert not db.create_all(skip_existing=False).changed
+    assert raw(engine).game.count_documents({}) == 2
+
+
+def test_default_documents_changed_by_users_are_kept(db: Database, engine: Engine) -> None:
+    db.create_all()
+    db["game"].update_one({"slug": "chess"}, {"$set": {"players": 3}})
+    db["player"].delete_one({"player_id": 0})
+    result = db.create_all(skip_existing=False)
+    assert len(result.inserted_documents) == 1  # the deleted one comes back...
+    assert db["game"].find_one({"slug": "chess"}, {"_id": 0})["players"] == 3  # ...the edited one stays
+    assert raw(engine).player.count_documents({"player_id": 0}) == 1
+
+
+def test_skip_existing_leaves_existing_collections_alone(db: Database, engine: Engine) -> None:
+    raw(engine).create_collection("game")  # exists, without its indexes or documents
+    skipped = db.create_all()
+    assert skipped.created_collections == ("player",)
+    assert not any(label.startswith("game.") for label in skipped.created_indexes)
+    assert live_keys(raw(engine), "game").keys() == {(("_id", 1),)}
+    assert raw(engine).game.count_documents({}) == 0
+    remaining = db.plan()
+    assert {a.collection for a in remaining.create_indexes} == {"game"}
+    assert {a.collection for a in remaining.insert_documents} == {"game"}
+
+    reconciled = db.create_all(skip_existing=False)
+    assert sorted(reconciled.created_indexes) == ["game.created_1", "game.genre_1", "game.slug_1"]
+    assert len(reconciled.inserted_documents) == 2
+    assert_matches_definitions(raw(engine), GAME, PLAYER)
+    assert db.plan().is_empty
+
+
+def test_drift_needing_a_drop_raises_unless_allowed(db: Database, engine: Engine) -> None:
+    db.create_all()
+    players = raw(engine).player
+    players.drop_indexes()
+    players.create_index("player_id")  # the same key, but not unique
+    # skip_existing=True leaves the existing collection alone, drift included
+    assert not db.create_all().changed
+    drifted = db.plan()
+    assert [change.index.name for change in drifted.recreate_indexes] == ["player_id_1"]
+    with pytest.raises(IndexConflictError) as info:
+        db.create_all(skip_existing=False)
+    error = info.value
+    assert error.collection == "player" and error.index == "player_id_1"
+    assert error.differences == {"unique": (None, True)}
+    assert "player.player_id_1" in str(error) and "unique" in str(error) and "allow_drop=True" in str(error)
+    # nothing was changed before raising
+    assert not live_keys(raw(engine), "player")[(("player_id", 1),)].get("unique")
+
+    result = db.create_all(skip_existing=False, allow_drop=True)
+    assert result.recreated_indexes == ("player.player_id_1",)
+    assert live_keys(raw(engine), "player")[(("player_id", 1),)]["unique"]
+    assert db.plan().is_empty
+
+
+def test_extra_indexes_are_reported_and_kept(db: Database, engine: Engine) -> None:
+    db.create_all()
+    raw(engine).game.create_index("mine")
+    plan = db.plan()
+    assert plan.is_empty
+    assert [dict(extra.key) for extra in plan.extra_indexes] == [{"mine": 1}]
+    result = db.create_all(skip_existing=False)
+    assert len(result.extra_indexes) == 1
+    assert (("mine", 1),) in live_keys(raw(engine), "game")
+
+
+def test_create_all_survives_a_failover(
+    sim_cluster: SimulatedReplicaSet, db: Database, engine: Engine
+) -> None:
+    """Every step runs through the engine: a step refused during an election waits and is retried."""
+    sim_cluster.step_down(election_seconds=0.3)
+    result = db.create_all()
+    assert len(result.created_indexes) + len(result.indexes_already_present) == 4
+    assert_matches_definitions(raw(engine), GAME, PLAYER)
+    assert db.plan().is_empty
+
+
+# --------------------------------------------------------------------------------------------------
+# Several processes at once
+# --------------------------------------------------------------------------------------------------
+
+
+def _create_all_worker(uri: str, barrier: Any, results: Any) -> None:
+    """One process: its own engine and database; all call create_all at the same moment."""
+    try:
+        engine = Engine(uri=uri)
+        try:
+            database = Database(engine, name=DB_NAME)
+            database.extend(GAME, PLAYER)
+            barrier.wait(timeout=60)
+            result = database.create_all()
+            database.close()
+            results.put(("ok", os.getpid(), result))
+        finally:
+            engine.dispose()
+    except BaseException:
+        results.put(("error", os.getpid(), traceback.format_exc()))
+
+
+def test_four_processes_create_all_at_once(sim_cluster: SimulatedReplicaSet, engine: Engine) -> None:
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(WORKERS)
+    results = context.Queue()
+    processes = [
+        context.Process(target=_create_all_worker, args=(sim_cluster.uri, barrier, results), daemon=True)
+        for _ in range(WORKERS)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        outcomes = [results.get(timeout=120) for _ in processes]
+        for process in processes:
+            process.join(timeout=30)
+    finally:
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGKILL)
+                process.join(timeout=10)
+    errors = [detail for status, _, detail in outcomes if status != "ok"]
+    assert not errors, "\n".join(errors)
+    assert [process.exitcode for process in processes] == [0] * WORKERS
+    applied: list[ApplyResult] = [result for _, _, result in outcomes]
+    # Each default document was inserted by exactly one process (the others found it).  Collections are
+    # not counted: the nx backend answers ``create`` of an existing collection with success instead of
+    # NamespaceExists, so every process reports the collections it asked for as created.
+    assert {name for result in applied for name in result.created_collections} == {"game", "player"}
+    inserted = [label for result in applied for label in result.inserted_documents]
+    assert len(inserted) == len(set(inserted)) == 3
+
+    database = raw(engine)
+    assert_matches_definitions(database, GAME, PLAYER)
+    assert database.game.count_documents({}) == 2
+    assert database.player.count_documents({}) == 1
+    with Database(engine, name=DB_NAME) as check:
+        check.extend(GAME, PLAYER)
+        assert check.plan().is_empty
