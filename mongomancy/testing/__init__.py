@@ -30,6 +30,10 @@ Behaviour worth knowing:
 - Retryable writes are de-duplicated by (lsid, txnNumber) across members, like mongod's transaction table.
 - Members answer awaitable (streaming) hellos and wake them at once on a topology change, so pymongo notices a
   step-down within milliseconds instead of a heartbeat period (``streaming=False`` turns this off).
+- ``fast_heartbeats()`` lets clients use ``heartbeatFrequencyMS`` below pymongo's 500 ms floor, and
+  ``wait_for(condition)`` polls with a deadline, so tests wait for events instead of sleeping.
+- In this repository's tests, the ``sim_cluster`` fixture gives a fresh 3-member set per test and the
+  ``fast_heartbeats`` fixture wraps the helper (see ``tests/conftest.py``).
 - Handshakes are not recorded; replies reflect the backend's quirks (``nx_27017`` renames indexes, ignores
   ``collMod``).  Lag is only reported: reads on a "lagging" secondary see current data.
 """

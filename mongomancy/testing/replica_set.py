@@ -108,8 +108,7 @@ class SimulatedReplicaSet:
             with self._state.lock:
                 self._elect_now(0)
         except BaseException:
-            self._closed = False
-            self.close()
+            self.close()  # release whatever did start (ports, threads, the backend process)
             raise
         logger.info(
             "simulated replica set %s up in %.3f s: %s", self.set_name, time.perf_counter() - t0, self.uri
