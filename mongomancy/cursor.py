@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import pymongo
 from pymongo.cursor import Cursor
 from pymongo.errors import PyMongoError
 
@@ -151,7 +152,8 @@ class ResumableCursor(Iterator[Any]):
             try:
                 if self._cursor is None:
                     self._cursor = self._open()
-                document = next(self._cursor)
+                with pymongo.timeout(self._engine.retry_policy.cursor_fetch_timeout):
+                    document = next(self._cursor)
             except PyMongoError as error:
                 if run is None:
                     try:

@@ -150,6 +150,9 @@ class RetryPolicy:
     ``use_client_timeout``: run each attempt under ``pymongo.timeout(remaining budget)``, under which pymongo
     itself retries retryable single-document writes with the *same* transaction number until the deadline,
     so the server de-duplicates them: exactly-once even for ``$inc`` across an election.
+    ``cursor_fetch_timeout`` bounds each batch a ``find()`` cursor fetches.  pymongo sends a ``getMore`` to
+    the server that holds the cursor and waits for *that* server (up to ``serverSelectionTimeoutMS``) when it
+    is gone; past this timeout the cursor gives up on it and resumes on the current primary instead.
     """
 
     budget: float = attrs.field(default=60.0, validator=_positive)
@@ -159,6 +162,7 @@ class RetryPolicy:
     backoff_multiplier: float = attrs.field(default=2.0, validator=_positive)
     jitter: float = attrs.field(default=0.5, validator=_non_negative)
     use_client_timeout: bool = True
+    cursor_fetch_timeout: float = attrs.field(default=10.0, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.max_attempts, int):

@@ -324,7 +324,16 @@ def test_fatal_errors_are_raised_at_once(engine):
 
 
 # ------------------------------------------------------------------------------------------ cursors
-def test_iterating_10000_documents_across_a_failover_yields_each_exactly_once(engine, sim_cluster):
+@pytest.fixture
+def cursor_engine(make_engine) -> Engine:
+    """An engine that gives up on a dead cursor's server after 1 s (the default is 10 s)."""
+    engine = make_engine(retry_policy=RetryPolicy(cursor_fetch_timeout=1.0))
+    wait_for(lambda: engine.topology().writable, 10, "a primary")
+    return engine
+
+
+def test_iterating_10000_documents_across_a_failover_yields_each_exactly_once(cursor_engine, sim_cluster):
+    engine = cursor_engine
     things = _things(engine)
     engine.insert_many(things, [{"i": i} for i in range(10_000)])
     seen: list[int] = []
@@ -337,7 +346,8 @@ def test_iterating_10000_documents_across_a_failover_yields_each_exactly_once(en
     assert cursor.resumes >= 1
 
 
-def test_a_cursor_resumes_on_a_compound_sort(engine, sim_cluster):
+def test_a_cursor_resumes_on_a_compound_sort(cursor_engine, sim_cluster):
+    engine = cursor_engine
     things = _things(engine)
     engine.insert_many(things, [{"group": i % 7, "i": i} for i in range(2_000)])
     seen = []
@@ -350,9 +360,10 @@ def test_a_cursor_resumes_on_a_compound_sort(engine, sim_cluster):
     assert groups == sorted(groups, reverse=True)
 
 
-def test_a_cursor_that_cannot_resume_says_why(engine, sim_cluster):
+def test_a_cursor_that_cannot_resume_says_why(cursor_engine, sim_cluster):
     from mongomancy import CursorResumeError
 
+    engine = cursor_engine
     things = _things(engine)
     engine.insert_many(things, [{"i": i} for i in range(300)])
     cursor = engine.find(things, {}, projection={"_id": False, "i": True}, batch_size=50)
