@@ -16,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 from mongomancy import (
     ChangeKind,
     ConfigurationError,
+    CursorResumeError,
     Engine,
     EngineDisposedError,
     OutcomeUnknownError,
@@ -361,8 +362,6 @@ def test_a_cursor_resumes_on_a_compound_sort(cursor_engine, sim_cluster):
 
 
 def test_a_cursor_that_cannot_resume_says_why(cursor_engine, sim_cluster):
-    from mongomancy import CursorResumeError
-
     engine = cursor_engine
     things = _things(engine)
     engine.insert_many(things, [{"i": i} for i in range(300)])
@@ -470,7 +469,11 @@ def test_a_dead_supervisor_is_restarted(engine, monkeypatch):
     monkeypatch.setattr(supervisor, "_observe", crash_once)
     supervisor.nudge()
     wait_for(lambda: engine.stats().supervisor_restarts == 1, 10, "a supervisor restart")
-    wait_for(lambda: engine.supervisor_thread is not first_thread and engine.supervisor_thread.is_alive(), 10, "new thread")
+    wait_for(
+        lambda: engine.supervisor_thread is not first_thread and engine.supervisor_thread.is_alive(),
+        10,
+        "a new supervisor thread",
+    )
     engine.insert_one(_things(engine), {"still": "working"})
 
 
