@@ -109,10 +109,14 @@ class Engine(Executor):
     def _with_defaults(self, options: dict[str, Any]) -> dict[str, Any]:
         chosen = {key.lower() for key in options}
         defaults: dict[str, Any] = {"appname": "mongomancy"}
+        budget_ms = int(self._policy.budget * 1000)
         if "serverselectiontimeoutms" not in chosen:
             # Let pymongo's own retry loop (under pymongo.timeout) wait as long as our budget allows, so a
             # retryable write keeps its transaction number across a long election.
-            defaults["serverSelectionTimeoutMS"] = int(self._policy.budget * 1000)
+            defaults["serverSelectionTimeoutMS"] = budget_ms
+        if not chosen & {"sockettimeoutms", "timeoutms"}:
+            # pymongo waits for a reply forever by default: a blackholed server would hang a worker for good.
+            defaults["socketTimeoutMS"] = budget_ms
         return {**defaults, **options}
 
     def _make_client(self, listener: TopologyEventListener) -> MongoClient[Any]:

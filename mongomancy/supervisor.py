@@ -172,6 +172,8 @@ class Supervisor:
         # Guards the replacement bookkeeping that worker threads wait on (reconnect()).
         self._replacement = threading.Condition()
         self._replacement_wanted = False
+        #: The generation of the last replacement that is complete: hooks run, old client closed.
+        self._completed_generation = 1
         self._thread: threading.Thread | None = None
 
         # Owned by the supervisor thread alone after start().
@@ -213,14 +215,14 @@ class Supervisor:
             if self._state.generation <= seen_generation:
                 self._replacement_wanted = True
                 self._wake.set()
-            while self._state.generation <= seen_generation:
+            while self._completed_generation <= seen_generation:
                 if self._stopping.is_set() or not self.is_alive():
                     raise SupervisorError("the supervisor stopped before the client was replaced")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise SupervisorError(f"the client was not replaced within {timeout:.1f} s")
                 self._replacement.wait(min(remaining, 0.1))
-            return self._state.generation
+            return self._completed_generation
 
     def stop(self, timeout: float) -> None:
         """Stop the thread (joined) and close the client.  Idempotent."""
@@ -233,7 +235,7 @@ class Supervisor:
                 raise SupervisorError(f"supervisor thread {self._name} did not stop within {timeout:.1f} s")
         with self._replacement:
             self._replacement.notify_all()
-        self._client.close()
+        self._close(self._client)
 
     def abandon_after_fork(self) -> None:
         """In a forked child: forget the parent's client without closing it (its sockets are the parent's)."""
@@ -407,7 +409,15 @@ class Supervisor:
         self._roles = {}
         with self._replacement:
             self._publish(TopologyState(client=self._client, generation=self._state.generation + 1))
-            self._replacement.notify_all()
         self._counters.bump("client_replacements")
         self._announce(self._change(ChangeKind.CLIENT_REPLACED, old_primary=self._last_primary))
-        old.close()
+        self._close(old)
+        with self._replacement:
+            self._completed_generation = self._state.generation
+            self._replacement.notify_all()
+
+    def _close(self, client: MongoClient[Any]) -> None:
+        """Close a client without waiting long: ``close()`` ends server sessions first, which would wait
+        for a reachable server for up to ``serverSelectionTimeoutMS`` when every member is down."""
+        with pymongo.timeout(self._probe_timeout):
+            client.close()

@@ -138,10 +138,18 @@ def test_bulk_write_classification(collection):
     assert unsafe.retry_class is N
 
 
-def test_cursor_operations_run_without_client_timeout(collection):
+def test_only_non_idempotent_driver_retryable_writes_run_under_a_client_timeout(collection):
+    # pymongo's retries under pymongo.timeout keep the txnNumber: exactly-once for these...
+    assert Command.build("update_one", collection, ({"_id": 1}, {"$inc": {"n": 1}}), {}).client_timeout
+    assert Command.build(
+        "find_one_and_update", collection, ({"_id": 1}, {"$push": {"a": 1}}), {}
+    ).client_timeout
+    # ...while reads, idempotent writes and cursors skip its cost (our own retries are safe for them).
+    assert not Command.build("find_one", collection, ({},), {}).client_timeout
+    assert not Command.build("update_one", collection, ({"_id": 1}, {"$set": {"n": 1}}), {}).client_timeout
+    assert not Command.build("update_many", collection, ({}, {"$inc": {"n": 1}}), {}).client_timeout
     assert not Command.build("find", collection, ({},), {}).client_timeout
     assert not Command.build("aggregate", collection, ([],), {}).client_timeout
-    assert Command.build("find_one", collection, ({},), {}).client_timeout
 
 
 def test_raw_target_rebinds_to_a_new_client(collection):
