@@ -1,0 +1,97 @@
+"""``mongomancy watch``: topology changes as (JSON) lines; clean stop on SIGINT/SIGTERM and --duration."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+import pytest
+from click.testing import CliRunner
+
+from mongomancy.cli import cli
+from mongomancy.testing import SimulatedReplicaSet
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line)
+
+
+def _until(lines: queue.Queue[str], predicate: object, timeout: float = 15.0) -> dict[str, object] | None:
+    """The first JSON line matching ``predicate``, or None after ``timeout`` without one."""
+    while True:
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        event = json.loads(line)
+        if callable(predicate) and predicate(event):
+            return dict(event)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_watch_streams_primary_changes_and_stops_cleanly(
+    sim_cluster: SimulatedReplicaSet, stop_signal: signal.Signals
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mongomancy.cli", "watch", sim_cluster.uri, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+    reader.start()
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("watching mongodb://")
+        addresses = {m.address for m in sim_cluster.members}
+        changed = None
+        for _ in range(3):  # the engine may still be discovering the set at the first step-down
+            new_index = sim_cluster.step_down(wait=True)
+            changed = _until(lines, lambda e: e["kind"] == "primary_changed", timeout=5)
+            if changed is not None:
+                break
+        assert changed is not None, "no primary_changed line"
+        assert changed["old_primary"] in addresses
+        assert changed["new_primary"] == sim_cluster.members[new_index].address
+        assert changed["set_name"] == "rs0"
+        proc.send_signal(stop_signal)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(5)
+        assert proc.stderr is not None
+        proc.stderr.close()
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def test_watch_human_lines_in_process(sim_cluster: SimulatedReplicaSet) -> None:
+    timer = threading.Timer(0.8, sim_cluster.step_down)
+    timer.start()
+    try:
+        result = CliRunner().invoke(cli, ["watch", sim_cluster.uri, "--duration", "2.5"])
+    finally:
+        timer.cancel()
+    assert result.exit_code == 0, result.output
+    assert "primary changed: " in result.output
+    assert "member " in result.output and " -> RSPrimary" in result.output
+
+
+def test_watch_usage_errors() -> None:
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["watch", "http://user:s3cr3tPass@h/"])
+    assert bad.exit_code == 3 and "s3cr3tPass" not in bad.output
+    assert runner.invoke(cli, ["watch", "h1", "--duration", "-1"]).exit_code == 3
