@@ -88,6 +88,7 @@ READ_COMMANDS = frozenset(
 
 _STRIP_ON_FORWARD = wire.FLAG_MORE_TO_COME | wire.FLAG_EXHAUST_ALLOWED
 _DEDUP_WAIT = 30.0
+_CURSOR_OPENERS = frozenset({"find", "aggregate", "getMore"})
 
 
 def is_write(name: str, body: Mapping[str, Any]) -> bool:
@@ -161,6 +162,10 @@ class ClusterState:
         self.records = RecordLog()
         self.faults = FaultTable()
         self.dedup = DedupTable()
+        #: Cursors the backend dropped with the connection that opened them (``nx_27017`` ties a cursor to
+        #: its connection; mongod does not).  A getMore for one gets CursorNotFound, as from mongod, instead
+        #: of the backend's ``{ok: 1, cursor: {id: 0, nextBatch: []}}``, which ends an iteration silently.
+        self.lost_cursors: set[int] = set()
         self.connection_ids = itertools.count(1)
         self.started = time.monotonic()
         #: Called (on the member's thread) for ``replSetStepDown``; set by the controller.
@@ -186,6 +191,8 @@ class _Connection:
         self.sock = sock
         self.conn_id = conn_id
         self.backend: socket.socket | None = None
+        #: Cursor ids opened through this connection's backend socket (dropped with it by the backend).
+        self.cursors: set[int] = set()
         self.closed = threading.Event()
         self.thread: threading.Thread | None = None
 
@@ -335,6 +342,9 @@ class Member:
             logger.exception("member %d: unexpected error on connection %d", self.index, conn.conn_id)
         finally:
             conn.close()
+            if conn.cursors:
+                with self.state.lock:
+                    self.state.lost_cursors |= conn.cursors
             with self._conns_lock:
                 self._conns.discard(conn)
                 if conn.thread is not None:
@@ -397,6 +407,10 @@ class Member:
                 self._record(name, db, Outcome.REFUSED, write, body, 13435)
                 return self._error(message, 13435, "not primary and secondaryOk=false")
 
+        if name == "getMore" and body.get("getMore") in self.state.lost_cursors:
+            self._record(name, db, Outcome.REFUSED, write, body, 43)
+            return self._error(message, 43, f"cursor id {body.get('getMore')} not found")
+
         key: tuple[uuid.UUID, int] | None = None
         txn = body.get("txnNumber")
         lsid = body.get("lsid")
@@ -423,9 +437,20 @@ class Member:
             if key is not None:
                 self.state.dedup.finish(key, reply_body)
         self._record(name, db, Outcome.FORWARDED, write, body)
+        if name in _CURSOR_OPENERS and message.op_code == wire.OP_MSG:
+            self._track_cursor(conn, name, body, reply)
         if point is not None:  # an after_forward fail point: applied, but the client never learns it
             return self._inject(conn, message, point, name, db, write)
         return self._finish(conn, message, reply)
+
+    @staticmethod
+    def _track_cursor(conn: _Connection, name: str, body: Mapping[str, Any], reply: bytes) -> None:
+        cursor = bson.decode(wire.reply_body(reply)).get("cursor")
+        cursor_id = cursor.get("id") if isinstance(cursor, Mapping) else None
+        if name != "getMore" and cursor_id:
+            conn.cursors.add(int(cursor_id))
+        elif name == "getMore" and cursor_id == 0:
+            conn.cursors.discard(body.get("getMore"))  # type: ignore[arg-type]
 
     def _finish(self, conn: _Connection, message: wire.Message, reply: bytes) -> bytes | None:
         delay = self.delay
