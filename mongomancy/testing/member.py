@@ -450,7 +450,7 @@ class Member:
         if name != "getMore" and cursor_id:
             conn.cursors.add(int(cursor_id))
         elif name == "getMore" and cursor_id == 0:
-            conn.cursors.discard(body.get("getMore"))  # type: ignore[arg-type]
+            conn.cursors.discard(body.get("getMore"))
 
     def _finish(self, conn: _Connection, message: wire.Message, reply: bytes) -> bytes | None:
         delay = self.delay
