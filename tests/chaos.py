@@ -128,6 +128,7 @@ class ChaosReport:
     def fault_counts(self) -> collections.Counter[str]:
         return collections.Counter(f.split(" ", 1)[0] for f in self.faults)
 
+
     def summary(self) -> str:
         stats = self.engine_stats
         lines = [
@@ -142,6 +143,8 @@ class ChaosReport:
                 f"  engine: retries={stats.retries} failovers={stats.failovers} failed={stats.failed} "
                 f"budget_exhausted={stats.budget_exhausted} queue_high_water={stats.queue_high_water}"
             )
+        if self.problems:
+            lines.append("  fault timeline: " + "; ".join(self.faults))
         lines += [f"  PROBLEM: {p}" for p in self.problems[:50]]
         if len(self.problems) > 50:
             lines.append(f"  ... and {len(self.problems) - 50} more problems")
@@ -157,6 +160,7 @@ class _Worker:
         self.engine = engine
         self.stop = stop
         self.serial = 0
+        self.epoch = time.monotonic()
         names, weights = zip(*OPERATIONS.items(), strict=True)
         self.names: tuple[str, ...] = names
         self.weights: tuple[int, ...] = weights
@@ -241,12 +245,15 @@ class _Worker:
             tally.problems.append(f"worker {tally.index}: counter {counter} not found by a read")
 
     def op_scan(self) -> None:
-        seen = [doc["_id"] for doc in self.db["items"].find({}, batch_size=ITEM_BATCH)]
+        started = time.monotonic()
+        cursor = self.db["items"].find({}, batch_size=ITEM_BATCH)
+        seen = [doc["_id"] for doc in cursor]
         if seen != ITEM_IDS:
             dupes = len(seen) - len(set(seen))
             self.tally.problems.append(
                 f"worker {self.tally.index}: a cursor scan yielded {len(seen)} items ({dupes} duplicates), "
-                f"expected {N_ITEMS} in order"
+                f"expected {N_ITEMS} in order (resumes={cursor.resumes}, "
+                f"t={started - self.epoch:.2f}..{time.monotonic() - self.epoch:.2f})"
             )
 
 
@@ -257,6 +264,7 @@ class _FaultController:
     def __init__(self, rs: SimulatedReplicaSet, seed: int, log: list[str]) -> None:
         self.rs = rs
         self.rng = random.Random(f"{seed}-faults")
+        self.started = time.monotonic()
         self.log = log
         self.dead: dict[int, float] = {}  # member -> when to restart it
         self.delayed: dict[int, float] = {}  # member -> when to lift its delay
@@ -273,7 +281,7 @@ class _FaultController:
         self.settle()
 
     def _note(self, text: str) -> None:
-        self.log.append(text)
+        self.log.append(f"{text} t={time.monotonic() - self.started:.2f}")
 
     def _housekeeping(self, now: float) -> None:
         for member, when in list(self.dead.items()):
