@@ -17,7 +17,7 @@ from pymongo.results import InsertManyResult, InsertOneResult
 
 from mongomancy.commands import AnyCommand, Command, RetryClass
 from mongomancy.errors import OutcomeUnknownError, RetryBudgetExhaustedError
-from mongomancy.retry import ErrorKind, classify_error
+from mongomancy.retry import ErrorKind, classify_error, retryable_writes_unsupported
 
 if TYPE_CHECKING:
     from mongomancy.engine import Engine
@@ -70,6 +70,10 @@ class RetryRun:
         command = self.command
         if command.in_transaction:
             raise error  # pymongo's with_transaction owns retries inside a transaction
+        if kind is ErrorKind.FATAL and retryable_writes_unsupported(error):
+            # The server refused the transaction number before executing anything: adapt, then retry.
+            engine._disable_retryable_writes(error)
+            kind = ErrorKind.NOT_APPLIED
         if kind is ErrorKind.FATAL:
             if self.maybe_applied and command.is_insert and isinstance(error, DuplicateKeyError):
                 return self._landed_insert(error)

@@ -203,6 +203,11 @@ class Engine(Executor):
 
     # ------------------------------------------------------------------------------------- hooks
     def register_hook(self, hook: ReconnectHook) -> ReconnectHook:
+        """Call ``hook(engine, change)`` on the supervisor thread, once per change (usable as a decorator).
+
+        Hooks run before queued commands are released, so a hook must not itself run a command that needs
+        a primary: it would wait for the very release it is holding up (until the budget runs out).
+        """
         self._hooks.add_hook(hook)
         return hook
 
@@ -345,7 +350,27 @@ class Engine(Executor):
         """Runs in a forked child: parent threads are gone and locks may be held; start afresh lazily."""
         self._lifecycle = threading.Lock()
         self._changed = threading.Event()
+        self._counters.after_fork()
+        self._hooks.after_fork()
         self._state = TopologyState(client=None, generation=0)
+
+    def _disable_retryable_writes(self, error: PyMongoError) -> None:
+        """The server does not support retryable writes: use a client without them (once), not fail.
+
+        Single-document non-idempotent writes then lose pymongo's exactly-once retry; an ambiguous failure
+        of one becomes an OutcomeUnknownError, as for any non-idempotent write.
+        """
+        with self._lifecycle:
+            if self._client_options.get("retryWrites") is False:
+                return
+            self._client_options = {
+                k: v for k, v in self._client_options.items() if k.lower() != "retrywrites"
+            }
+            self._client_options["retryWrites"] = False
+        self._logger.warning(
+            "the server does not support retryable writes (%s); reconnecting without them", error
+        )
+        self.reconnect()
 
     def _on_supervisor_crash(self, crash: BaseException) -> None:
         now = time.monotonic()

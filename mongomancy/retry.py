@@ -87,6 +87,15 @@ def classify_error(error: BaseException) -> ErrorKind:
     return ErrorKind.FATAL
 
 
+def retryable_writes_unsupported(error: BaseException) -> bool:
+    """The deployment refuses transaction numbers (a standalone behind a proxy, MMAPv1...): error 20."""
+    return (
+        isinstance(error, pymongo_errors.OperationFailure)
+        and _code_of(error) == 20
+        and ("Transaction numbers" in str(error) or "does not support retryable writes" in str(error))
+    )
+
+
 def _code_of(error: pymongo_errors.PyMongoError) -> int | None:
     """The server's error code: ``OperationFailure.code``, or the reply inside a ``NotPrimaryError``."""
     code = getattr(error, "code", None)

@@ -59,6 +59,10 @@ class Counters:
         self._counts = dict.fromkeys(self._FIELDS, 0)
         self._retries_by_cause: collections.Counter[str] = collections.Counter()
 
+    def after_fork(self) -> None:
+        """In a forked child: the parent may have held the lock at fork time; a fresh one is free."""
+        self._lock = threading.Lock()
+
     def bump(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self._counts[name] += amount

@@ -102,6 +102,10 @@ class HookRegistry:
         self.hooks: tuple[Hook, ...] = ()
         self.observers: tuple[Callable[[TopologyChange], None], ...] = ()
 
+    def after_fork(self) -> None:
+        """In a forked child: the parent may have held the lock at fork time; a fresh one is free."""
+        self._lock = threading.Lock()
+
     def add_hook(self, hook: Hook) -> None:
         if not callable(hook):
             raise TypeError(f"a hook must be callable as hook(engine, change), got {hook!r}")

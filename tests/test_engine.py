@@ -526,3 +526,19 @@ def test_a_standalone_server_works(sim_cluster, fast_heartbeats):
 
 if sys.platform == "win32":  # pragma: no cover
     pytestmark = pytest.mark.skip("POSIX only")
+
+
+def test_a_server_without_retryable_writes_is_adapted_to(engine, sim_cluster, caplog):
+    things = _things(engine)
+    sim_cluster.fail_command(
+        "insert",
+        code=20,
+        error_message="Transaction numbers are only allowed on a replica set member or mongos",
+    )
+    engine.insert_one(things, {"k": "adapted"})
+    assert engine.count_documents(things, {"k": "adapted"}) == 1
+    assert engine.client.options.retry_writes is False
+    assert engine.stats().client_replacements == 1
+    assert "does not support retryable writes" in caplog.text
+    engine.insert_one(things, {"k": "later"})
+    assert sim_cluster.records(command="insert")[-1].txn_number is None  # no transaction numbers any more
