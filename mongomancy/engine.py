@@ -208,18 +208,23 @@ class Engine(Executor):
         Hooks run before queued commands are released, so a hook must not itself run a command that needs
         a primary: it would wait for the very release it is holding up (until the budget runs out).
         """
-        self._hooks.add_hook(hook)
+        self._hooks.hooks.add(hook)
         return hook
 
+    @property
+    def hooks(self) -> tuple[ReconnectHook, ...]:
+        """The registered hooks, in the order they run."""
+        return self._hooks.hooks.callbacks
+
     def unregister_hook(self, hook: ReconnectHook) -> None:
-        self._hooks.remove_hook(hook)
+        self._hooks.hooks.remove(hook)
 
     def add_topology_observer(self, observer: Callable[[TopologyChange], None]) -> None:
         """Call ``observer(change)`` for every change, member changes included (``mongomancy watch``)."""
-        self._hooks.add_observer(observer)
+        self._hooks.observers.add(observer)
 
     def remove_topology_observer(self, observer: Callable[[TopologyChange], None]) -> None:
-        self._hooks.remove_observer(observer)
+        self._hooks.observers.remove(observer)
 
     # ------------------------------------------------------------------------------------- execution
     def execute(self, command: AnyCommand) -> Any:

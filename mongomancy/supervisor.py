@@ -20,7 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 import pymongo
@@ -35,6 +35,9 @@ from mongomancy.waitqueue import PrimaryWaitQueue
 
 Hook = Callable[[Any, TopologyChange], None]
 """A reconnect hook: called as ``hook(engine, change)`` on the supervisor thread, once per change."""
+Observer = Callable[[TopologyChange], None]
+"""A topology observer: called as ``observer(change)`` for every change, member changes included."""
+F = TypeVar("F", bound=Callable[..., None])
 
 
 @attrs.frozen
@@ -94,45 +97,44 @@ def primary_of(description: TopologyDescription) -> str | None:
     return None
 
 
-class HookRegistry:
-    """Hooks and observers, stored as immutable tuples so running them needs no lock at all."""
+class CallbackList(Generic[F]):
+    """Callbacks stored as an immutable tuple, replaced under a lock: running them needs no lock at all."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str, signature: str) -> None:
+        self._kind = kind
+        self._signature = signature
         self._lock = threading.Lock()
-        self.hooks: tuple[Hook, ...] = ()
-        self.observers: tuple[Callable[[TopologyChange], None], ...] = ()
+        self.callbacks: tuple[F, ...] = ()
 
     def after_fork(self) -> None:
         """In a forked child: the parent may have held the lock at fork time; a fresh one is free."""
         self._lock = threading.Lock()
 
-    def add_hook(self, hook: Hook) -> None:
-        if not callable(hook):
-            raise TypeError(f"a hook must be callable as hook(engine, change), got {hook!r}")
+    def add(self, callback: F) -> None:
+        if not callable(callback):
+            raise TypeError(f"a {self._kind} must be callable as {self._signature}, got {callback!r}")
         with self._lock:
-            self.hooks = (*self.hooks, hook)
+            self.callbacks = (*self.callbacks, callback)
 
-    def remove_hook(self, hook: Hook) -> None:
+    def remove(self, callback: F) -> None:
         with self._lock:
-            if hook not in self.hooks:
-                raise ValueError(f"hook {hook!r} is not registered on this engine")
-            hooks = list(self.hooks)
-            hooks.remove(hook)
-            self.hooks = tuple(hooks)
+            if callback not in self.callbacks:
+                raise ValueError(f"{self._kind} {callback!r} is not registered on this engine")
+            callbacks = list(self.callbacks)
+            callbacks.remove(callback)
+            self.callbacks = tuple(callbacks)
 
-    def add_observer(self, observer: Callable[[TopologyChange], None]) -> None:
-        if not callable(observer):
-            raise TypeError(f"an observer must be callable as observer(change), got {observer!r}")
-        with self._lock:
-            self.observers = (*self.observers, observer)
 
-    def remove_observer(self, observer: Callable[[TopologyChange], None]) -> None:
-        with self._lock:
-            if observer not in self.observers:
-                raise ValueError(f"observer {observer!r} is not registered on this engine")
-            observers = list(self.observers)
-            observers.remove(observer)
-            self.observers = tuple(observers)
+class HookRegistry:
+    """The engine's reconnect hooks (failover changes) and topology observers (every change)."""
+
+    def __init__(self) -> None:
+        self.hooks: CallbackList[Hook] = CallbackList("hook", "hook(engine, change)")
+        self.observers: CallbackList[Observer] = CallbackList("observer", "observer(change)")
+
+    def after_fork(self) -> None:
+        self.hooks.after_fork()
+        self.observers.after_fork()
 
 
 class Supervisor:
@@ -378,7 +380,7 @@ class Supervisor:
         self._notify_observers(change)
         if change.kind not in HOOK_KINDS:
             return
-        for hook in self._hooks.hooks:
+        for hook in self._hooks.hooks.callbacks:
             started = time.monotonic()
             try:
                 hook(self._owner, change)
@@ -392,7 +394,7 @@ class Supervisor:
                     self._logger.warning("reconnect hook %r took %.3f s on %s", hook, took, change.describe())
 
     def _notify_observers(self, change: TopologyChange) -> None:
-        for observer in self._hooks.observers:
+        for observer in self._hooks.observers.callbacks:
             try:
                 observer(change)
             except Exception:

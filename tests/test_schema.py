@@ -376,7 +376,7 @@ def test_concurrent_readers_during_fifty_swaps(db: CountingDatabase, engine: Eng
 def test_close_unregisters_the_hook(db: CountingDatabase, engine: Engine) -> None:
     db.close()
     db.close()  # idempotent
-    assert db.invalidate_cache_hook not in engine._hooks.hooks
+    assert db.invalidate_cache_hook not in engine.hooks
     engine.reconnect()
     # no hook: the handles stay on the old client, yet every call resolves the current one
     assert db.replacements() == 0
@@ -452,7 +452,7 @@ def test_bad_input(engine: Engine, db: Database) -> None:
         with pytest.raises(ConfigurationError, match="timeout"):
             db.ping(timeout)  # type: ignore[arg-type]
     # a failed construction leaves no hook behind
-    assert engine._hooks.hooks == (db.invalidate_cache_hook,)
+    assert engine.hooks == (db.invalidate_cache_hook,)
 
 
 def test_ping(sim_cluster: SimulatedReplicaSet, db: Database, caplog: pytest.LogCaptureFixture) -> None:
