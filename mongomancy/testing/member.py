@@ -341,10 +341,10 @@ class Member:
         except Exception:  # a bug here must not kill the test silently: log it, drop the connection
             logger.exception("member %d: unexpected error on connection %d", self.index, conn.conn_id)
         finally:
-            conn.close()
-            if conn.cursors:
+            if conn.cursors:  # before the backend socket closes: a getMore racing with it must see the loss
                 with self.state.lock:
                     self.state.lost_cursors |= conn.cursors
+            conn.close()
             with self._conns_lock:
                 self._conns.discard(conn)
                 if conn.thread is not None:
@@ -437,20 +437,31 @@ class Member:
             if key is not None:
                 self.state.dedup.finish(key, reply_body)
         self._record(name, db, Outcome.FORWARDED, write, body)
-        if name in _CURSOR_OPENERS and message.op_code == wire.OP_MSG:
-            self._track_cursor(conn, name, body, reply)
+        if (
+            name in _CURSOR_OPENERS
+            and message.op_code == wire.OP_MSG
+            and self._track_cursor(conn, name, body, reply)
+        ):
+            return self._error(message, 43, f"cursor id {body.get('getMore')} not found")
         if point is not None:  # an after_forward fail point: applied, but the client never learns it
             return self._inject(conn, message, point, name, db, write)
         return self._finish(conn, message, reply)
 
-    @staticmethod
-    def _track_cursor(conn: _Connection, name: str, body: Mapping[str, Any], reply: bytes) -> None:
+    def _track_cursor(self, conn: _Connection, name: str, body: Mapping[str, Any], reply: bytes) -> bool:
+        """Note cursors opened on this connection; True when a getMore's empty end means "dropped"."""
         cursor = bson.decode(wire.reply_body(reply)).get("cursor")
-        cursor_id = cursor.get("id") if isinstance(cursor, Mapping) else None
+        if not isinstance(cursor, Mapping):
+            return False
+        cursor_id = cursor.get("id")
         if name != "getMore" and cursor_id:
             conn.cursors.add(int(cursor_id))
         elif name == "getMore" and cursor_id == 0:
-            conn.cursors.discard(body.get("getMore"))
+            requested = body.get("getMore")
+            conn.cursors.discard(requested)
+            if not cursor.get("nextBatch"):
+                with self.state.lock:
+                    return requested in self.state.lost_cursors
+        return False
 
     def _finish(self, conn: _Connection, message: wire.Message, reply: bytes) -> bytes | None:
         delay = self.delay
