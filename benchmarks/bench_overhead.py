@@ -1,14 +1,19 @@
 """Cost per operation: mongomancy against raw pymongo on the same simulated replica set.
 
-Run: ``python benchmarks/bench_overhead.py [--rounds 7] [--profile]``.  Prints two markdown tables:
+Run: ``python benchmarks/bench_overhead.py [--rounds 31] [--profile]``.  Prints three markdown tables:
 
 1. ``find_one`` by ``_id``, ``insert_one`` and ``update_one`` (``$inc`` by ``_id``) through the simulated
    primary, with 1 and 16 threads: raw pymongo, ``Engine`` executor methods (``engine.find_one(coll, ...)``
    with a pymongo collection) and ``Database``/``Collection`` methods (``db["bench"].find_one(...)``).  The
    variants run interleaved (their order rotates every round) against the same member; each cell is the
    median over the rounds of the time per operation, and the ratio is the median of the per-round ratios
-   mongomancy / pymongo (paired rounds, so a noisy neighbour hits both sides of a ratio alike).
-2. The pure wrapper cost in microseconds, without any network: the same mongomancy call paths against a
+   mongomancy / pymongo (paired rounds, so a noisy neighbour hits both sides of a ratio alike).  A fourth
+   variant, raw pymongo inside ``pymongo.timeout(60)``, shows what the client-side operation timeout costs
+   by itself (the engine runs non-idempotent single-document writes such as ``$inc`` under it), and a fifth,
+   raw pymongo again, is an A/A control: its distance from 1.000 is the noise floor of the run.
+2. The CPU the calling thread spends per operation (``time.thread_time``, 1 thread), pymongo's and what each
+   variant adds to it: unlike wall time this does not depend on what else the machine runs.
+3. The pure wrapper cost in microseconds, without any network: the same mongomancy call paths against a
    fake collection whose methods return at once, minus the cost of calling that fake directly.
 
 ``--profile`` adds a cProfile of the wrapper hot path (``engine.find_one`` and ``update_one`` against the
@@ -27,6 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pymongo
 from pymongo import MongoClient
 from pymongo.collection import Collection as PyMongoCollection
 
@@ -50,6 +56,12 @@ def op_call(op: str, target: Any, call: Callable[..., Any]) -> Callable[[int], A
 
 def raw_call(collection: Any, op: str, *args: Any) -> Any:
     return getattr(collection, op)(*args)
+
+
+def timeout_call(collection: Any, op: str, *args: Any) -> Any:
+    """Raw pymongo under a client-side operation timeout, as the engine runs ``$inc`` updates."""
+    with pymongo.timeout(60):
+        return getattr(collection, op)(*args)
 
 
 def make_engine_call(engine: Engine) -> Callable[..., Any]:
@@ -83,8 +95,17 @@ def timed_batch(fn: Callable[[int], Any], threads: int, per_thread: int) -> floa
     return (time.perf_counter() - t0) / (threads * per_thread)
 
 
-def network_table(rounds: int) -> list[tuple[str, ...]]:
+def cpu_per_op(fn: Callable[[int], Any], n: int = 200) -> float:
+    """CPU seconds the calling thread spends per operation (excludes waiting on the network)."""
+    t0 = time.thread_time()
+    for i in range(n):
+        fn(i)
+    return (time.thread_time() - t0) / n
+
+
+def network_table(rounds: int) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
     rows: list[tuple[str, ...]] = []
+    cpu_rows: list[tuple[str, ...]] = []
     with SimulatedReplicaSet() as rs:
         raw_client: MongoClient[dict[str, Any]] = MongoClient(rs.uri, maxPoolSize=32)
         engine = Engine(uri=rs.uri, maxPoolSize=32)
@@ -99,12 +120,14 @@ def network_table(rounds: int) -> list[tuple[str, ...]]:
                 "pymongo": (raw_coll, raw_call),
                 "Engine executor": (engine_coll, make_engine_call(engine)),
                 "Database/Collection": (mm_collection, raw_call),
+                "pymongo under pymongo.timeout(60)": (raw_coll, timeout_call),
+                "pymongo again (A/A control)": (raw_coll, raw_call),
             }
-            for threads, per_thread in ((1, 400), (16, 40)):
+            for threads, per_thread in ((1, 60), (16, 6)):
                 for op in OPS:
                     fns = {name: op_call(op, target, call) for name, (target, call) in variants.items()}
                     for fn in fns.values():  # warm up pools and code paths
-                        timed_batch(fn, threads, per_thread // 4)
+                        timed_batch(fn, threads, per_thread * 4)
                     times: dict[str, list[float]] = {name: [] for name in fns}
                     names = list(fns)
                     for r in range(rounds):
@@ -117,10 +140,21 @@ def network_table(rounds: int) -> list[tuple[str, ...]]:
                         ratio = statistics.median(t / b for t, b in zip(times[name], base, strict=True))
                         cells += [f"{statistics.median(times[name]) * 1e6:.0f}", f"{ratio:.3f}"]
                     rows.append(tuple(cells))
+                    if threads == 1:
+                        cpu = {name: [] for name in fns}
+                        for _ in range(rounds):
+                            for name in names:
+                                cpu[name].append(cpu_per_op(fns[name]))
+                        base_cpu = statistics.median(cpu["pymongo"])
+                        cpu_cells = [op, f"{base_cpu * 1e6:.0f}"]
+                        for name in names[1:]:
+                            extra = statistics.median(cpu[name]) - base_cpu
+                            cpu_cells.append(f"{extra * 1e6:+.1f}")
+                        cpu_rows.append(tuple(cpu_cells))
         finally:
             engine.dispose()
             raw_client.close()
-    return rows
+    return rows, cpu_rows
 
 
 # ---------------------------------------------------------------------------------------------- no network
@@ -215,11 +249,11 @@ def markdown(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median over them)")
+    parser.add_argument("--rounds", type=int, default=31, help="interleaved rounds (median over them)")
     parser.add_argument("--profile", action="store_true", help="cProfile the wrapper hot path")
     args = parser.parse_args()
 
-    rows = network_table(args.rounds)
+    rows, cpu_rows = network_table(args.rounds)
     print(f"Through the simulated primary (median of {args.rounds} interleaved rounds, µs per operation)\n")
     print(
         markdown(
@@ -231,8 +265,26 @@ def main() -> None:
                 "Engine / pymongo",
                 "Collection µs",
                 "Collection / pymongo",
+                "pymongo+timeout µs",
+                "pymongo+timeout / pymongo",
+                "A/A control µs",
+                "A/A / pymongo (noise floor)",
             ),
             rows,
+        )
+    )
+    print("\nCPU of the calling thread per operation (time.thread_time, 1 thread; load-independent)\n")
+    print(
+        markdown(
+            (
+                "operation",
+                "pymongo µs CPU",
+                "Engine: extra µs",
+                "Collection: extra µs",
+                "pymongo+timeout: extra µs",
+                "A/A: extra µs",
+            ),
+            cpu_rows,
         )
     )
     wrapper_rows, report = wrapper_table(args.rounds, args.profile)
