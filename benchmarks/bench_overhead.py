@@ -12,7 +12,8 @@ Run: ``python benchmarks/bench_overhead.py [--rounds 31] [--profile]``.  Prints 
    by itself (the engine runs non-idempotent single-document writes such as ``$inc`` under it), and a fifth,
    raw pymongo again, is an A/A control: its distance from 1.000 is the noise floor of the run.
 2. The CPU the calling thread spends per operation (``time.thread_time``, 1 thread), pymongo's and what each
-   variant adds to it: unlike wall time this does not depend on what else the machine runs.
+   variant adds to it (less dependent on the machine's load than wall time, though not immune), and the
+   Python function calls per operation counted by cProfile (deterministic).
 3. The pure wrapper cost in microseconds, without any network: the same mongomancy call paths against a
    fake collection whose methods return at once, minus the cost of calling that fake directly.
 
@@ -103,6 +104,16 @@ def cpu_per_op(fn: Callable[[int], Any], n: int = 200) -> float:
     return (time.thread_time() - t0) / n
 
 
+def calls_per_op(fn: Callable[[int], Any], n: int = 1_000) -> float:
+    """Python function calls per operation under cProfile: deterministic, whatever the machine's load."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(n):
+        fn(i)
+    profiler.disable()
+    return pstats.Stats(profiler).total_calls / n  # type: ignore[attr-defined, no-any-return]
+
+
 def network_table(rounds: int) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
     rows: list[tuple[str, ...]] = []
     cpu_rows: list[tuple[str, ...]] = []
@@ -150,6 +161,8 @@ def network_table(rounds: int) -> tuple[list[tuple[str, ...]], list[tuple[str, .
                         for name in names[1:]:
                             extra = statistics.median(cpu[name]) - base_cpu
                             cpu_cells.append(f"{extra * 1e6:+.1f}")
+                        calls = {name: calls_per_op(fns[name]) for name in names}
+                        cpu_cells += [f"{calls[name]:.0f}" for name in names[:-1]]
                         cpu_rows.append(tuple(cpu_cells))
         finally:
             engine.dispose()
@@ -273,7 +286,10 @@ def main() -> None:
             rows,
         )
     )
-    print("\nCPU of the calling thread per operation (time.thread_time, 1 thread; load-independent)\n")
+    print(
+        "\nCPU of the calling thread per operation (time.thread_time, 1 thread), and Python function calls"
+        " per operation (cProfile: deterministic)\n"
+    )
     print(
         markdown(
             (
@@ -283,6 +299,10 @@ def main() -> None:
                 "Collection: extra µs",
                 "pymongo+timeout: extra µs",
                 "A/A: extra µs",
+                "Python calls/op: pymongo",
+                "Engine",
+                "Collection",
+                "pymongo+timeout",
             ),
             cpu_rows,
         )
