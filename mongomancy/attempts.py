@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
+import bson
 import pymongo
 from pymongo import MongoClient
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from pymongo.results import InsertManyResult, InsertOneResult
 
 from mongomancy.commands import AnyCommand, Command, RetryClass
@@ -75,7 +78,9 @@ class RetryRun:
             engine._disable_retryable_writes(error)
             kind = ErrorKind.NOT_APPLIED
         if kind is ErrorKind.FATAL:
-            if self.maybe_applied and command.is_insert and isinstance(error, DuplicateKeyError):
+            # Any attempt after the first may meet an earlier one that landed: pymongo's own retry can
+            # hide the first, ambiguous attempt behind a "not primary" refusal of its second.
+            if command.is_insert and self.attempts > 1 and _is_duplicate_key(error):
                 return self._landed_insert(error)
             raise error
         engine._supervisor.nudge()
@@ -100,24 +105,56 @@ class RetryRun:
         engine._changed.wait(min(remaining, engine._policy.backoff(self.attempts)))
         return None
 
-    def _landed_insert(self, error: DuplicateKeyError) -> Landed:
-        """A replayed insert met a duplicate ``_id``: the earlier, ambiguous attempt landed."""
-        details = error.details or {}
-        key_pattern = details.get("keyPattern")
-        if key_pattern is not None and dict(key_pattern) != {"_id": 1}:
-            raise error  # a duplicate on another unique index is the caller's business
+    def _landed_insert(self, error: PyMongoError) -> Landed:
+        """A replayed insert met duplicate ``_id``s: decide whether they are the earlier attempt's.
+
+        An ``_id`` the engine generated can only be ours; for an ``_id`` the caller chose, the stored
+        document must equal the one being inserted (then the outcome is the same either way).  Anything
+        else, or a duplicate on another unique index, is the caller's duplicate-key error.
+        """
         command = self.command
         assert isinstance(command, Command)
-        name = "document" if command.operation == "insert_one" else "documents"
-        document_or_documents = command.args[0] if command.args else command.kwargs[name]
-        if command.operation == "insert_one":
-            return Landed(InsertOneResult(document_or_documents["_id"], acknowledged=True))
-        ids = [document["_id"] for document in document_or_documents]
-        collection = command.target.resolve(self.engine.client)
-        present = {doc["_id"] for doc in collection.find({"_id": {"$in": ids}}, {"_id": 1})}
-        if present != set(ids):
-            raise error  # some documents are missing: the batch did not fully land
+        single = command.operation == "insert_one"
+        name = "document" if single else "documents"
+        argument = command.args[0] if command.args else command.kwargs[name]
+        documents = [argument] if single else list(argument)
+        details = getattr(error, "details", None) or {}
+        collisions = [details] if isinstance(error, DuplicateKeyError) else details.get("writeErrors", [])
+        for collision in collisions:
+            key_pattern = collision.get("keyPattern")
+            if key_pattern is not None and dict(key_pattern) != {"_id": 1}:
+                raise error
+            document = documents[0] if single else documents[collision["index"]]
+            if document["_id"] not in command.generated_ids and not self._stored_as_sent(document):
+                raise error
+        ids = [document["_id"] for document in documents]
+        self.engine.logger.info(
+            "%s: a replay met its own earlier insert, which had landed", command.describe()
+        )
+        if single:
+            return Landed(InsertOneResult(ids[0], acknowledged=True))
         return Landed(InsertManyResult(ids, acknowledged=True))
+
+    def _stored_as_sent(self, document: Mapping[str, Any]) -> bool:
+        command = self.command
+        assert isinstance(command, Command)
+        lookup = Command.build("find_one", command.target, ({"_id": document["_id"]},), {})
+        stored = self.engine.execute(lookup)
+        codec_options = command.target.resolve(self.engine.client).codec_options
+        return bool(stored == bson.decode(bson.encode(document), codec_options=codec_options))
+
+    def replay_command(self) -> AnyCommand:
+        """The command for the next attempt: an ordered ``insert_many`` replays unordered, so documents
+        after one that had landed are still inserted (the landed ones then come back as duplicates)."""
+        command = self.command
+        if (
+            isinstance(command, Command)
+            and command.operation == "insert_many"
+            and self.attempts > 1
+            and command.kwargs.get("ordered", True) is not False
+        ):
+            self.command = attrs.evolve(command, kwargs={**command.kwargs, "ordered": False})
+        return self.command
 
     def exhausted(self, reason: str) -> None:
         elapsed = time.monotonic() - self.started
@@ -130,3 +167,12 @@ class RetryRun:
             attempts=self.attempts,
             elapsed=elapsed,
         )
+
+
+def _is_duplicate_key(error: PyMongoError) -> bool:
+    if isinstance(error, DuplicateKeyError):
+        return True
+    if isinstance(error, BulkWriteError):
+        write_errors = (error.details or {}).get("writeErrors", [])
+        return bool(write_errors) and all(e.get("code") == 11000 for e in write_errors)
+    return False

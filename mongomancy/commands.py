@@ -148,11 +148,16 @@ def _argument(args: Sequence[Any], kwargs: Mapping[str, Any], index: int, name: 
     return kwargs.get(name)
 
 
-def _ensure_id(document: Any) -> bool:
-    """Give ``document`` an ``_id`` now (as pymongo would at send time), so a replay carries the same one."""
+def _ensure_id(document: Any, generated: set[Any] | None = None) -> bool:
+    """Give ``document`` an ``_id`` now (as pymongo would at send time), so a replay carries the same one.
+
+    The ``_id``s made here go into ``generated``: a duplicate of one of them can only be our own insert.
+    """
     if isinstance(document, MutableMapping):
         if "_id" not in document:
             document["_id"] = ObjectId()
+            if generated is not None:
+                generated.add(document["_id"])
         return True
     return isinstance(document, Mapping) and "_id" in document
 
@@ -194,7 +199,10 @@ def _classify_aggregate(pipeline: Any) -> RetryClass:
 
 
 def classify(
-    operation: str, args: Sequence[Any], kwargs: MutableMapping[str, Any]
+    operation: str,
+    args: Sequence[Any],
+    kwargs: MutableMapping[str, Any],
+    generated_ids: set[Any] | None = None,
 ) -> tuple[RetryClass, bool]:
     """The retry class of ``operation(*args, **kwargs)`` and whether pymongo itself can retry it.
 
@@ -208,13 +216,13 @@ def classify(
         retry_class = _classify_aggregate(_argument(args, kwargs, 0, "pipeline"))
         return retry_class, retry_class is RetryClass.READ
     if operation == "insert_one":
-        has_id = _ensure_id(_argument(args, kwargs, 0, "document"))
+        has_id = _ensure_id(_argument(args, kwargs, 0, "document"), generated_ids)
         return (RetryClass.IDEMPOTENT_WRITE if has_id else RetryClass.NON_IDEMPOTENT_WRITE), True
     if operation == "insert_many":
         documents = _argument(args, kwargs, 0, "documents")
         all_have_ids = documents is not None
         for document in documents or ():
-            all_have_ids &= _ensure_id(document)  # every document gets its _id: no short-circuit
+            all_have_ids &= _ensure_id(document, generated_ids)  # each one gets its _id: no short-circuit
         return (RetryClass.IDEMPOTENT_WRITE if all_have_ids else RetryClass.NON_IDEMPOTENT_WRITE), True
     if operation in _ALWAYS_IDEMPOTENT:
         return RetryClass.IDEMPOTENT_WRITE, operation in {"replace_one", "find_one_and_replace"}
@@ -243,6 +251,8 @@ class Command:
     retry_class: RetryClass
     #: pymongo retries it itself (single-statement): under a client-side timeout, with the same txnNumber.
     driver_retryable: bool
+    #: ``_id``s the engine gave to documents to insert (a duplicate of one can only be our own insert).
+    generated_ids: frozenset[Any] = attrs.field(default=frozenset(), kw_only=True)
     #: Run attempts under ``pymongo.timeout``: only for non-idempotent writes pymongo can retry, the one
     #: case where pymongo's retries with the same txnNumber buy exactly-once.  Everything else skips it:
     #: its bookkeeping costs ~25 µs per operation, and our own retries are safe for those commands.
@@ -257,9 +267,11 @@ class Command:
         arguments = list(args)
         if operation == "insert_many":
             _materialise_documents(arguments, mutable_kwargs)
-        retry_class, driver_retryable = classify(operation, arguments, mutable_kwargs)
+        generated: set[Any] | None = set() if operation in _INSERT_OPERATIONS else None
+        retry_class, driver_retryable = classify(operation, arguments, mutable_kwargs, generated)
         return cls(
             operation=operation,
+            generated_ids=frozenset(generated or ()),
             target=as_target(collection),
             args=tuple(arguments),
             kwargs=mutable_kwargs,

@@ -254,7 +254,7 @@ class Engine(Executor):
                 client = run.next_client()
                 try:
                     with run.attempt_timeout():
-                        result = command.run(client)
+                        result = run.replay_command().run(client)
                 except PyMongoError as attempt_error:
                     landed = run.failed(attempt_error)
                     if landed is not None:

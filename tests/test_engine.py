@@ -542,3 +542,33 @@ def test_a_server_without_retryable_writes_is_adapted_to(engine, sim_cluster, ca
     assert "does not support retryable writes" in caplog.text
     engine.insert_one(things, {"k": "later"})
     assert sim_cluster.records(command="insert")[-1].txn_number is None  # no transaction numbers any more
+
+
+def test_an_insert_whose_hidden_first_attempt_landed_is_not_reported_as_a_duplicate(engine, sim_cluster):
+    # Found by the chaos run (seed 17): pymongo's first attempt landed, its own retry was refused (10107,
+    # not applied), so the engine's replay met the _id.  The caller chose this _id: the stored document
+    # is compared with the one sent.
+    things = _things(engine)
+    sim_cluster.fail_command("insert", close_connection=True, after_forward=True)  # applied, reply lost
+    sim_cluster.fail_command("insert", code=10107, labels=["RetryableWriteError"])  # pymongo's retry refused
+    result = engine.insert_one(things, {"_id": "x", "v": 1})
+    assert result.inserted_id == "x"
+    assert engine.count_documents(things, {"_id": "x"}) == 1
+
+
+def test_a_replay_meeting_a_different_document_is_the_callers_duplicate(engine, sim_cluster):
+    things = _things(engine)
+    engine.insert_one(things, {"_id": "taken", "v": "someone else's"})
+    sim_cluster.fail_command("insert", code=10107, labels=["RetryableWriteError"], times=2)
+    with pytest.raises(DuplicateKeyError):
+        engine.insert_one(things, {"_id": "taken", "v": "mine"})
+
+
+def test_an_insert_many_whose_first_attempt_landed_completes(engine, sim_cluster):
+    things = _things(engine)
+    documents = [{"i": i} for i in range(50)]
+    sim_cluster.fail_command("insert", close_connection=True, after_forward=True)
+    sim_cluster.fail_command("insert", code=10107, labels=["RetryableWriteError"])
+    result = engine.insert_many(things, documents)
+    assert len(result.inserted_ids) == 50
+    assert engine.count_documents(things, {}) == 50
