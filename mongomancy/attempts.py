@@ -15,7 +15,7 @@ import attrs
 import bson
 import pymongo
 from pymongo import MongoClient
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, ServerSelectionTimeoutError
 from pymongo.results import InsertManyResult, InsertOneResult
 
 from mongomancy.commands import AnyCommand, Command, RetryClass
@@ -84,6 +84,8 @@ class RetryRun:
                 return self._landed_insert(error)
             raise error
         engine._supervisor.nudge()
+        if kind is ErrorKind.NOT_APPLIED and self._driver_may_have_retried(error):
+            kind = ErrorKind.OUTCOME_UNKNOWN
         if kind is ErrorKind.OUTCOME_UNKNOWN:
             self.maybe_applied = True
             if command.retry_class is RetryClass.NON_IDEMPOTENT_WRITE:
@@ -104,6 +106,21 @@ class RetryRun:
         # Back off, but wake at once when the supervisor publishes a topology change.
         engine._changed.wait(min(remaining, engine._policy.backoff(self.attempts)))
         return None
+
+    def _driver_may_have_retried(self, error: PyMongoError) -> bool:
+        """True when a refusal may hide an earlier, ambiguous attempt of a non-idempotent write.
+
+        pymongo retries single-document writes itself and reports the *last* attempt's error: a "not
+        primary" refusal of its retry says nothing about its first attempt, which may have landed.  Only
+        a server-selection timeout proves nothing was sent (pymongo re-raises the earlier error otherwise).
+        """
+        command = self.command
+        if command.retry_class is not RetryClass.NON_IDEMPOTENT_WRITE or not command.driver_retryable:
+            return False
+        if isinstance(error, ServerSelectionTimeoutError):
+            return False
+        client = self.engine._state.client
+        return client is None or bool(client.options.retry_writes)
 
     def _landed_insert(self, error: PyMongoError) -> Landed:
         """A replayed insert met duplicate ``_id``s: decide whether they are the earlier attempt's.

@@ -572,3 +572,17 @@ def test_an_insert_many_whose_first_attempt_landed_completes(engine, sim_cluster
     result = engine.insert_many(things, documents)
     assert len(result.inserted_ids) == 50
     assert engine.count_documents(things, {}) == 50
+
+
+def test_a_refusal_after_a_hidden_ambiguous_attempt_is_not_replayed(make_engine, sim_cluster):
+    # Without the client-side timeout pymongo retries once and reports only its retry's refusal; the
+    # first attempt (applied, reply lost) is hidden.  Replaying the $inc with a new transaction number
+    # would apply it twice.
+    engine = make_engine(retry_policy=RetryPolicy(use_client_timeout=False))
+    things = _things(engine)
+    engine.insert_one(things, {"_id": "c", "n": 0})
+    sim_cluster.fail_command("update", close_connection=True, after_forward=True)
+    sim_cluster.fail_command("update", code=10107, labels=["RetryableWriteError"])
+    with pytest.raises(OutcomeUnknownError):
+        engine.update_one(things, {"_id": "c"}, {"$inc": {"n": 1}})
+    assert engine.find_one(things, {"_id": "c"})["n"] == 1
