@@ -100,6 +100,8 @@ class WorkerTally:
     unknown_ids: list[str] = attrs.field(factory=list)
     acked_markers: list[str] = attrs.field(factory=list)
     unknown_markers: list[str] = attrs.field(factory=list)
+    #: Inserts (ids or markers) that raised an unexpected exception (already a problem on their own).
+    errored: list[str] = attrs.field(factory=list)
     inc_acked: collections.Counter[int] = attrs.field(factory=collections.Counter)
     inc_unknown: collections.Counter[int] = attrs.field(factory=collections.Counter)
     set_tokens: set[int] = attrs.field(factory=set)
@@ -127,7 +129,6 @@ class ChaosReport:
 
     def fault_counts(self) -> collections.Counter[str]:
         return collections.Counter(f.split(" ", 1)[0] for f in self.faults)
-
 
     def summary(self) -> str:
         stats = self.engine_stats
@@ -193,6 +194,9 @@ class _Worker:
         except OutcomeUnknownError:
             self.tally.unknown_ids.append(key)
             raise
+        except Exception:
+            self.tally.errored.append(key)
+            raise
         self.tally.acked_ids.append(key)
 
     def op_insert_marker(self) -> None:
@@ -201,6 +205,9 @@ class _Worker:
             self.db["marked"].insert_one({"marker": marker, "by": self.tally.index})
         except OutcomeUnknownError:
             self.tally.unknown_markers.append(marker)
+            raise
+        except Exception:
+            self.tally.errored.append(marker)
             raise
         self.tally.acked_markers.append(marker)
 
@@ -489,8 +496,13 @@ def _verify(rs: SimulatedReplicaSet, report: ChaosReport, workers: list[_Worker]
         unknown = {k for w in workers for k in w.tally.unknown_ids}
         present = collections.Counter(d["_id"] for d in db.inserts.find({}, {"_id": 1}))
         report.problems += [f"acknowledged insert {k} missing" for k in acked if present[k] != 1]
+        errored = {k for w in workers for k in w.tally.errored}
         tried = set(acked) | unknown
-        report.problems += [f"insert {k} present but never attempted" for k in present if k not in tried]
+        for k in present:
+            if k in errored:
+                report.problems.append(f"insert {k} landed although its worker got an exception (above)")
+            elif k not in tried:
+                report.problems.append(f"insert {k} present but never attempted")
 
         acked_m = [m for w in workers for m in w.tally.acked_markers]
         unknown_m = {m for w in workers for m in w.tally.unknown_markers}
@@ -502,7 +514,11 @@ def _verify(rs: SimulatedReplicaSet, report: ChaosReport, workers: list[_Worker]
             if markers[m] > 1:
                 report.problems.append(f"outcome-unknown insert with marker {m} present {markers[m]} times")
         tried_m = set(acked_m) | unknown_m
-        report.problems += [f"marker {m} present but never attempted" for m in markers if m not in tried_m]
+        for m in markers:
+            if m in errored:
+                report.problems.append(f"marker {m} landed although its worker got an exception (above)")
+            elif m not in tried_m:
+                report.problems.append(f"marker {m} present but never attempted")
 
         counters = {d["_id"]: d["n"] for d in db.counters.find({})}
         for c in range(N_COUNTERS):
