@@ -303,6 +303,22 @@ def test_hang_up_closes_live_connections(rs: SimulatedReplicaSet) -> None:
         assert c.app.things.find_one() is None  # new connections are still accepted
 
 
+def test_a_cursor_cut_by_a_hang_up_fails_loudly_never_short(
+    rs: SimulatedReplicaSet, client: MongoClient[dict[str, Any]]
+) -> None:
+    # nx_27017 forgets a cursor with the connection that opened it and would answer a later getMore with
+    # an empty final batch; the member must turn that into CursorNotFound (43), as mongod would.
+    client.app.things.insert_many([{"i": i} for i in range(100)])
+    cursor = client.app.things.find({}, batch_size=10)
+    seen = [next(cursor)]
+    rs.hang_up(0)
+    with pytest.raises((OperationFailure, AutoReconnect)) as info:
+        seen.extend(cursor)
+    if isinstance(info.value, OperationFailure):
+        assert info.value.code == 43
+    assert len(seen) < 100
+
+
 # -- injected faults -----------------------------------------------------------------------------------------
 
 
