@@ -4,7 +4,8 @@ Two backends, both from the ``nx-27017`` package of the test extra:
 
 * ``sim``: the project's :class:`~mongomancy.testing.SimulatedReplicaSet` (``sim_cluster`` fixture), reached
   through its replica-set URI like production code would;
-* ``nx``: a bare ``nx_27017`` process this module starts itself on a free port, reached directly.
+* ``nx``: a bare ``nx_27017`` process (:class:`~mongomancy.testing.NxBackend`, no simulated members) on a
+  free port, reached directly.
 
 What nx-27017 (0.8.1) cannot represent, checked by probing it, so these tests assert only what it keeps:
 it renames every index to ``idx_<collection>_<fields>`` and lists every key direction as ``1`` (so only
@@ -20,29 +21,23 @@ series and capped collections are therefore verified at plan level (tests/test_d
 from __future__ import annotations
 
 import multiprocessing
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pymongo
 import pymongo.results
 import pytest
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from mongomancy.ddl import ApplyResult, LiveCollection, LiveState, Plan, apply_plan, plan, read_live_state
 from mongomancy.errors import IndexConflictError, SchemaError
+from mongomancy.testing import NxBackend
 from mongomancy.types import CollectionDefinition, Document, Index, TimeSeries
 
-STARTUP_DEADLINE = 15.0
 WORKERS = 4
 
 
@@ -51,72 +46,12 @@ WORKERS = 4
 # --------------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_ping(uri: str, process: subprocess.Popen[bytes], deadline: float) -> None:
-    """Poll with a deadline until the server answers ``ping`` (or the process died)."""
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"nx_27017 exited with code {process.returncode} before accepting connections")
-        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-            uri, serverSelectionTimeoutMS=200, connectTimeoutMS=200
-        )
-        try:
-            client.admin.command("ping")
-            return
-        except PyMongoError as exc:
-            last = exc
-        finally:
-            client.close()
-    raise RuntimeError(f"nx_27017 did not answer ping at {uri} within {STARTUP_DEADLINE} s: {last}")
-
-
 @pytest.fixture(scope="module")
-def nx_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def nx_uri() -> Iterator[str]:
     """A standalone nx_27017 on a free loopback port, stopped by PID at teardown."""
     pytest.importorskip("nx_27017", reason="nx-27017 (test extra) is not installed")
-    tmp = tmp_path_factory.mktemp("nx")
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "nx_27017.nx_27017",
-        "--db",
-        "memory",
-        "--host",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "--log-file",
-        str(tmp / "nx.log"),
-        "--pid-file",
-        str(tmp / "nx.pid"),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    try:
-        _wait_for_ping(uri, process, time.monotonic() + STARTUP_DEADLINE)
-        yield uri
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        pid_file = Path(tmp / "nx.pid")
-        if pid_file.exists():  # nx writes its own pid; make sure that process is gone too
-            pid = int(pid_file.read_text().strip() or 0)
-            if pid and pid != process.pid:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+    with NxBackend(threaded=False) as backend:
+        yield backend.uri
 
 
 @pytest.fixture(params=["sim", "nx"])
