@@ -2,6 +2,8 @@
 
 - ``sim_cluster``: a fresh :class:`~mongomancy.testing.SimulatedReplicaSet` (3 members, own backend) per test.
 - ``fast_heartbeats``: lets pymongo clients use ``heartbeatFrequencyMS`` down to 50 ms during the test.
+- ``engine``: an :class:`~mongomancy.Engine` on ``sim_cluster`` (100 ms heartbeats), disposed after the test;
+  a module may define its own ``engine`` fixture instead (tests/test_engine.py does).
 - ``real_cluster_uri``: the URI of a real replica set; tests marked ``@pytest.mark.real_cluster`` run only
   when ``MONGOMANCY_TEST_URI`` is set and are skipped with a clear reason otherwise.
 - ``no_leaked_sim_threads`` (autouse): fails a test that leaves a simulator thread running.
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from mongomancy import Engine
 from mongomancy import testing as sim
 
 REAL_CLUSTER_ENV = "MONGOMANCY_TEST_URI"
@@ -53,6 +56,16 @@ def sim_cluster() -> Iterator[sim.SimulatedReplicaSet]:
     pid = cluster.backend.last_pid
     if pid is not None and _process_exists(pid):
         pytest.fail(f"simulator backend process {pid} is still running after teardown")
+
+
+@pytest.fixture
+def engine(sim_cluster: sim.SimulatedReplicaSet, fast_heartbeats: None) -> Iterator[Engine]:
+    """An engine on ``sim_cluster`` with 100 ms heartbeats, disposed after the test."""
+    engine = Engine(uri=sim_cluster.uri, heartbeatFrequencyMS=100)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _process_exists(pid: int) -> bool:

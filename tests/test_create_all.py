@@ -53,22 +53,10 @@ PLAYER = CollectionDefinition(
 
 
 @pytest.fixture
-def engine(sim_cluster: SimulatedReplicaSet, fast_heartbeats: None) -> Iterator[Engine]:
-    engine = Engine(uri=sim_cluster.uri, heartbeatFrequencyMS=100)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
 def db(engine: Engine) -> Iterator[Database]:
-    database = Database(engine, name=DB_NAME)
-    database.extend(GAME, PLAYER)
-    try:
+    with Database(engine, name=DB_NAME) as database:
+        database.extend(GAME, PLAYER)
         yield database
-    finally:
-        database.close()
 
 
 def raw(engine: Engine) -> PyMongoDatabase[Any]:

@@ -35,15 +35,6 @@ OTHER = CollectionDefinition(name="other")
 DB_NAME = "schema_test"
 
 
-@pytest.fixture
-def engine(sim_cluster: SimulatedReplicaSet, fast_heartbeats: None) -> Iterator[Engine]:
-    engine = Engine(uri=sim_cluster.uri, heartbeatFrequencyMS=100)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
 class CountingDatabase(Database):
     """Records every hook call, to check the hook runs once per event."""
 
@@ -61,12 +52,9 @@ class CountingDatabase(Database):
 
 @pytest.fixture
 def db(engine: Engine) -> Iterator[CountingDatabase]:
-    database = CountingDatabase(engine, name=DB_NAME)
-    database.extend(THINGS, OTHER)
-    try:
+    with CountingDatabase(engine, name=DB_NAME) as database:
+        database.extend(THINGS, OTHER)
         yield database
-    finally:
-        database.close()
 
 
 def bound_to(database: Database, client: Any) -> bool:
