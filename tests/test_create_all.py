@@ -16,15 +16,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import GAME, PLAYER, assert_matches_definitions, live_keys
 from pymongo.database import Database as PyMongoDatabase
 
 from mongomancy import (
     ApplyResult,
-    CollectionDefinition,
     Database,
-    Document,
     Engine,
-    Index,
     IndexConflictError,
     Plan,
 )
@@ -32,24 +30,6 @@ from mongomancy.testing import SimulatedReplicaSet
 
 WORKERS = 4
 DB_NAME = "create_all_test"
-
-GAME = CollectionDefinition(
-    "game",
-    indices=[
-        Index({"genre": 1}),
-        Index({"created": 1}, expire_after_seconds=3600),
-        Index({"slug": 1}, unique=True),
-    ],
-    default_docs=[
-        Document({"slug": "chess"}, {"slug": "chess", "genre": "board", "players": 2}),
-        Document({"slug": "go"}, {"slug": "go", "genre": "board", "players": 2}),
-    ],
-)
-PLAYER = CollectionDefinition(
-    "player",
-    indices=[Index({"player_id": 1}, unique=True)],
-    default_docs=[Document({"player_id": 0}, {"player_id": 0, "name": "system"})],
-)
 
 
 @pytest.fixture
@@ -61,25 +41,6 @@ def db(engine: Engine) -> Iterator[Database]:
 
 def raw(engine: Engine) -> PyMongoDatabase[Any]:
     return engine.client[DB_NAME]
-
-
-def live_keys(
-    database: PyMongoDatabase[Any], collection: str
-) -> dict[tuple[tuple[str, Any], ...], dict[str, Any]]:
-    """``{key pattern: index document}`` of ``collection`` (the backend renames indexes)."""
-    return {tuple(index["key"].items()): dict(index) for index in database[collection].list_indexes()}
-
-
-def assert_matches_definitions(database: PyMongoDatabase[Any], *definitions: CollectionDefinition) -> None:
-    for definition in definitions:
-        keys = live_keys(database, definition.name)
-        for index in definition.indices:
-            key = tuple(index.fields.items())
-            assert key in keys, f"{definition.name}.{index.name} missing"
-            assert bool(keys[key].get("unique", False)) == bool(index.unique)
-            assert keys[key].get("expireAfterSeconds") == index.expire_after_seconds
-        for document in definition.default_docs:
-            assert database[definition.name].count_documents(document.filter()) == 1
 
 
 # --------------------------------------------------------------------------------------------------

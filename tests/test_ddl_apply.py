@@ -30,6 +30,8 @@ from typing import Any
 import pymongo
 import pymongo.results
 import pytest
+from helpers import GAME as SAMPLE_GAME
+from helpers import PLAYER, assert_matches_definitions, live_keys
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
@@ -90,29 +92,11 @@ def sync(definitions: list[CollectionDefinition], database: Database[Any], **kwa
     return apply_plan(plan(definitions, read_live_state(database, definitions)), direct(database), **kwargs)
 
 
-def live_keys(database: Database[Any], collection: str) -> dict[tuple[tuple[str, Any], ...], dict[str, Any]]:
-    """Indexes by key pattern (names are not kept by the backend)."""
-    return {tuple(ix["key"].items()): dict(ix) for ix in database[collection].list_indexes()}
-
-
-# Only what nx represents: ascending keys, unique, TTL.
+# The shared sample schema, plus a named compound index.
 GAME = CollectionDefinition(
     "game",
-    indices=[
-        Index({"genre": 1}),
-        Index({"created": 1}, expire_after_seconds=3600),
-        Index([("slug", 1)], unique=True),
-        Index({"genre": 1, "year": 1}, name="by_genre_year"),
-    ],
-    default_docs=[
-        Document({"slug": "chess"}, {"slug": "chess", "genre": "board", "players": 2}),
-        Document({"slug": "go"}, {"slug": "go", "genre": "board", "players": 2}),
-    ],
-)
-PLAYER = CollectionDefinition(
-    "player",
-    indices=[Index({"player_id": 1}, unique=True)],
-    default_docs=[Document({"player_id": 0}, {"player_id": 0, "name": "system"})],
+    indices=[*SAMPLE_GAME.indices, Index({"genre": 1, "year": 1}, name="by_genre_year")],
+    default_docs=SAMPLE_GAME.default_docs,
 )
 
 
@@ -307,12 +291,7 @@ def test_four_processes_apply_the_same_plan_at_once(mongo_uri: str) -> None:
     )
     try:
         database = client[db_name]
-        for definition in (GAME, PLAYER):
-            keys = live_keys(database, definition.name)
-            for index in definition.indices:
-                assert tuple(index.fields.items()) in keys, f"{definition.name}.{index.name} missing"
-            for document in definition.default_docs:
-                assert database[definition.name].count_documents(document.filter()) == 1
+        assert_matches_definitions(database, GAME, PLAYER)
         assert database.game.count_documents({}) == 2
         assert database.player.count_documents({}) == 1
         assert plan([GAME, PLAYER], read_live_state(database, [GAME, PLAYER])).is_empty

@@ -1,0 +1,51 @@
+"""What the DDL tests share: the sample schema and how they read indexes back.
+
+Imported as ``from helpers import ...`` (``tests/`` is on ``sys.path`` under pytest, as for ``chaos``) by
+tests/test_create_all.py and tests/test_ddl_apply.py.  The definitions use only what the simulator's nx
+backend keeps: ascending keys, ``unique`` and ``expireAfterSeconds``.  It renames indexes, so indexes are
+compared by key pattern, never by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.database import Database
+
+from mongomancy.types import CollectionDefinition, Document, Index
+
+GAME = CollectionDefinition(
+    "game",
+    indices=[
+        Index({"genre": 1}),
+        Index({"created": 1}, expire_after_seconds=3600),
+        Index({"slug": 1}, unique=True),
+    ],
+    default_docs=[
+        Document({"slug": "chess"}, {"slug": "chess", "genre": "board", "players": 2}),
+        Document({"slug": "go"}, {"slug": "go", "genre": "board", "players": 2}),
+    ],
+)
+PLAYER = CollectionDefinition(
+    "player",
+    indices=[Index({"player_id": 1}, unique=True)],
+    default_docs=[Document({"player_id": 0}, {"player_id": 0, "name": "system"})],
+)
+
+
+def live_keys(database: Database[Any], collection: str) -> dict[tuple[tuple[str, Any], ...], dict[str, Any]]:
+    """``{key pattern: index document}`` of ``collection`` (the backend renames indexes)."""
+    return {tuple(index["key"].items()): dict(index) for index in database[collection].list_indexes()}
+
+
+def assert_matches_definitions(database: Database[Any], *definitions: CollectionDefinition) -> None:
+    """Every index is there with its ``unique`` and TTL, every default document exactly once."""
+    for definition in definitions:
+        keys = live_keys(database, definition.name)
+        for index in definition.indices:
+            key = tuple(index.fields.items())
+            assert key in keys, f"{definition.name}.{index.name} missing"
+            assert bool(keys[key].get("unique", False)) == bool(index.unique)
+            assert keys[key].get("expireAfterSeconds") == index.expire_after_seconds
+        for document in definition.default_docs:
+            assert database[definition.name].count_documents(document.filter()) == 1
