@@ -65,18 +65,21 @@ def mongo_uri(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("nx_uri"))
 
 
-@pytest.fixture
-def db(mongo_uri: str) -> Iterator[Database[dict[str, Any]]]:
-    """A database with a unique name (the nx backend is shared by the module's tests)."""
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        mongo_uri, serverSelectionTimeoutMS=10000
-    )
-    name = f"ddl_{uuid.uuid4().hex[:12]}"
+def scratch_database(uri: str, prefix: str, **client_options: Any) -> Iterator[Database[dict[str, Any]]]:
+    """Yield a database with a unique name on ``uri``; drop it and close the client afterwards."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(uri, **client_options)
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
     try:
         yield client[name]
     finally:
         client.drop_database(name)
         client.close()
+
+
+@pytest.fixture
+def db(mongo_uri: str) -> Iterator[Database[dict[str, Any]]]:
+    """A database with a unique name (the nx backend is shared by the module's tests)."""
+    yield from scratch_database(mongo_uri, "ddl_", serverSelectionTimeoutMS=10000)
 
 
 def direct(database: Database[Any]) -> Callable[[str, Callable[[Database[Any]], Any]], Any]:
@@ -262,13 +265,12 @@ def _apply_worker(uri: str, db_name: str, barrier: Any, results: Any) -> None:
         results.put(("error", traceback.format_exc(), None))
 
 
-def test_four_processes_apply_the_same_plan_at_once(mongo_uri: str) -> None:
-    db_name = f"ddl_race_{uuid.uuid4().hex[:8]}"
+def test_four_processes_apply_the_same_plan_at_once(mongo_uri: str, db: Database[Any]) -> None:
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(WORKERS)
     results = context.Queue()
     processes = [
-        context.Process(target=_apply_worker, args=(mongo_uri, db_name, barrier, results), daemon=True)
+        context.Process(target=_apply_worker, args=(mongo_uri, db.name, barrier, results), daemon=True)
         for _ in range(WORKERS)
     ]
     for process in processes:
@@ -286,18 +288,10 @@ def test_four_processes_apply_the_same_plan_at_once(mongo_uri: str) -> None:
     inserted = [label for result in applied for label in result.inserted_documents]
     assert sorted(inserted) == sorted(set(inserted)) and len(inserted) == 3
 
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        mongo_uri, serverSelectionTimeoutMS=10000
-    )
-    try:
-        database = client[db_name]
-        assert_matches_definitions(database, GAME, PLAYER)
-        assert database.game.count_documents({}) == 2
-        assert database.player.count_documents({}) == 1
-        assert plan([GAME, PLAYER], read_live_state(database, [GAME, PLAYER])).is_empty
-    finally:
-        client.drop_database(db_name)
-        client.close()
+    assert_matches_definitions(db, GAME, PLAYER)
+    assert db.game.count_documents({}) == 2
+    assert db.player.count_documents({}) == 1
+    assert plan([GAME, PLAYER], read_live_state(db, [GAME, PLAYER])).is_empty
 
 
 # --------------------------------------------------------------------------------------------------
@@ -407,13 +401,7 @@ def test_execute_sees_every_step_with_a_description() -> None:
 
 @pytest.fixture
 def real_db(real_cluster_uri: str) -> Iterator[Database[dict[str, Any]]]:
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(real_cluster_uri)
-    name = f"mongomancy_ddl_{uuid.uuid4().hex[:12]}"
-    try:
-        yield client[name]
-    finally:
-        client.drop_database(name)
-        client.close()
+    yield from scratch_database(real_cluster_uri, "mongomancy_ddl_")
 
 
 @pytest.mark.real_cluster
