@@ -3,9 +3,11 @@ SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from mongomancy.testing import SimulatedReplicaSet
@@ -13,37 +15,37 @@ from mongomancy.testing import SimulatedReplicaSet
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_batch_job_survives_a_step_down(sim_cluster: SimulatedReplicaSet) -> None:
+@contextlib.contextmanager
+def example(script: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``examples/<script>`` running, stdout and stderr on one pipe; killed if the test leaves it running."""
     proc = subprocess.Popen(
-        [sys.executable, "examples/batch_job.py", sim_cluster.uri, "--threads", "4", "--jobs", "600"],
+        [sys.executable, f"examples/{script}", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         cwd=ROOT,
     )
     try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_batch_job_survives_a_step_down(sim_cluster: SimulatedReplicaSet) -> None:
+    with example("batch_job.py", sim_cluster.uri, "--threads", "4", "--jobs", "600") as proc:
         assert proc.stdout is not None
         started = proc.stdout.readline()
         assert started.startswith("started batch"), started
         sim_cluster.step_down(election_seconds=0.5)
         rest, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, rest
     assert "600/600 jobs stored, progress counter +600" in rest
 
 
 def test_daemon_rides_a_failover_and_stops_on_sigterm(sim_cluster: SimulatedReplicaSet) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "examples/daemon.py", sim_cluster.uri, "--interval", "0.05", "--name", "t"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
+    with example("daemon.py", sim_cluster.uri, "--interval", "0.05", "--name", "t") as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline().startswith("beat 1 ")
         sim_cluster.step_down(election_seconds=0.3)
@@ -52,10 +54,6 @@ def test_daemon_rides_a_failover_and_stops_on_sigterm(sim_cluster: SimulatedRepl
                 break
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, rest
     assert "received SIGTERM, stopping" in rest and "stopped cleanly after" in rest
 
