@@ -46,16 +46,10 @@ class _Command(click.Command):
             raise _as_exit_3(error) from None
 
 
-class _Group(click.Group):
-    command_class = _Command
+class _Group(_Command, click.Group):
+    """A group whose usage errors exit 3, like its commands' (``make_context`` from :class:`_Command`)."""
 
-    def make_context(
-        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
-    ) -> click.Context:
-        try:
-            return super().make_context(info_name, args, parent, **extra)
-        except click.UsageError as error:
-            raise _as_exit_3(error) from None
+    command_class = _Command
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
