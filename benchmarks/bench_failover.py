@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from _common import markdown
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
@@ -212,12 +213,6 @@ def queued_latency(rounds: int) -> list[float]:
         finally:
             engine.dispose()
     return samples
-
-
-def markdown(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def main() -> None:

@@ -17,6 +17,8 @@ import statistics
 import threading
 import time
 
+from _common import markdown
+
 from mongomancy import Database, Engine
 from mongomancy.events import ChangeKind, TopologyChange
 from mongomancy.testing import SimulatedReplicaSet, wait_for
@@ -123,10 +125,7 @@ def main() -> None:
         "reader max µs while the lock is held 1 s",
         "reader µs, swaps back to back: GIL-bound worst case (median / p99 (swaps))",
     )
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print(markdown(header, rows))
 
 
 if __name__ == "__main__":

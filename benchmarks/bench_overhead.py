@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pymongo
+from _common import markdown
 from pymongo import MongoClient
 from pymongo.collection import Collection as PyMongoCollection
 
@@ -252,12 +253,6 @@ def wrapper_table(rounds: int, profile: bool) -> tuple[list[tuple[str, ...]], st
         finally:
             engine.dispose()
     return rows, report
-
-
-def markdown(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def main() -> None:
