@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from helpers import process_exists
 
 from mongomancy import Engine
 from mongomancy import testing as sim
@@ -54,7 +55,7 @@ def sim_cluster() -> Iterator[sim.SimulatedReplicaSet]:
     with sim.SimulatedReplicaSet(members=3) as cluster:
         yield cluster
     pid = cluster.backend.last_pid
-    if pid is not None and _process_exists(pid):
+    if pid is not None and process_exists(pid):
         pytest.fail(f"simulator backend process {pid} is still running after teardown")
 
 
@@ -66,14 +67,6 @@ def engine(sim_cluster: sim.SimulatedReplicaSet, fast_heartbeats: None) -> Itera
         yield engine
     finally:
         engine.dispose()
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _sim_threads() -> set[str]:

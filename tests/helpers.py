@@ -1,13 +1,14 @@
-"""What the DDL tests share: the sample schema and how they read indexes back.
+"""What several test modules share, imported as ``from helpers import ...`` (``tests/`` is on ``sys.path``
+under pytest, as for ``chaos``).
 
-Imported as ``from helpers import ...`` (``tests/`` is on ``sys.path`` under pytest, as for ``chaos``) by
-tests/test_create_all.py and tests/test_ddl_apply.py.  The definitions use only what the simulator's nx
-backend keeps: ascending keys, ``unique`` and ``expireAfterSeconds``.  It renames indexes, so indexes are
-compared by key pattern, never by name.
+The DDL tests (tests/test_create_all.py, tests/test_ddl_apply.py) share a sample schema and how they read
+indexes back.  The definitions use only what the simulator's nx backend keeps: ascending keys, ``unique`` and
+``expireAfterSeconds``.  It renames indexes, so indexes are compared by key pattern, never by name.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pymongo.database import Database
@@ -49,3 +50,12 @@ def assert_matches_definitions(database: Database[Any], *definitions: Collection
             assert keys[key].get("expireAfterSeconds") == index.expire_after_seconds
         for document in definition.default_docs:
             assert database[definition.name].count_documents(document.filter()) == 1
+
+
+def process_exists(pid: int) -> bool:
+    """True while a process with this PID exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

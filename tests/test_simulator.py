@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import threading
@@ -13,6 +12,7 @@ from typing import Any
 import bson
 import pymongo.common
 import pytest
+from helpers import process_exists
 from pymongo import MongoClient, ReadPreference
 from pymongo.errors import (
     AutoReconnect,
@@ -458,14 +458,6 @@ def test_backend_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- teardown ------------------------------------------------------------------------------------------------
 
 
-def _pid_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def test_teardown_leaves_nothing_behind() -> None:
     before = set(threading.enumerate())
     with pytest.raises(RuntimeError, match="test body failed"):
@@ -476,7 +468,7 @@ def test_teardown_leaves_nothing_behind() -> None:
                 c.app.things.insert_one({"_id": 1})
                 rs.delay(1, 10)
                 raise RuntimeError("test body failed")
-    assert pid is not None and _pid_gone(pid)
+    assert pid is not None and not process_exists(pid)
     leaked = [t.name for t in set(threading.enumerate()) - before if t.name.startswith("mongomancy-sim")]
     assert leaked == []
     for port in ports:  # every port can be listened on again (as servers do: SO_REUSEADDR, for TIME_WAIT)
