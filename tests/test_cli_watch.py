@@ -54,6 +54,8 @@ def test_watch_streams_primary_changes_and_stops_cleanly(
     try:
         assert proc.stderr is not None
         assert proc.stderr.readline().startswith("watching mongodb://")
+        errors = threading.Thread(target=proc.stderr.read, daemon=True)  # never let stderr fill its pipe
+        errors.start()
         addresses = {m.address for m in sim_cluster.members}
         changed = None
         for _ in range(3):  # the engine may still be discovering the set at the first step-down
@@ -66,7 +68,7 @@ def test_watch_streams_primary_changes_and_stops_cleanly(
         assert changed["new_primary"] == sim_cluster.members[new_index].address
         assert changed["set_name"] == "rs0"
         proc.send_signal(stop_signal)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
