@@ -280,11 +280,11 @@ def watch(target: str | None, as_json: bool, duration: float | None) -> None:
             sys.stdout.flush()
 
     engine.add_topology_observer(observer)
+    restore = _on_stop_signals(stop.set)  # before announcing: a signal right after the line must count
     click.echo(f"watching {resolved.display} (Ctrl-C to stop)", err=True)
-    restore = _on_sigterm(stop.set)
     try:
         stop.wait(duration)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # SIGINT when not on the main thread (no handler could be installed)
         pass
     finally:
         restore()
@@ -302,14 +302,25 @@ def _redacted(text: str, secrets: tuple[str, ...]) -> str:
     return redact_text(text, secrets)
 
 
-def _on_sigterm(callback: Any) -> Any:
-    """Route SIGTERM to ``callback`` while watching (main thread only); return the restorer."""
+def _on_stop_signals(callback: Any) -> Any:
+    """Route SIGINT and SIGTERM to ``callback`` while watching (main thread only); return the restorer.
+
+    Handled explicitly rather than through KeyboardInterrupt: a process started with SIGINT ignored (a
+    background job of a non-interactive shell, some supervisors) would otherwise never stop on Ctrl-C or
+    ``kill -INT``, and an exception raised at an arbitrary point of the main thread is avoided too.
+    """
     import signal  # noqa: PLC0415
 
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: callback())
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda _signum, _frame: callback()) for signum in stop_signals}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
 
 
 # ----------------------------------------------------------------------------------------------------- demo

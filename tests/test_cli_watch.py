@@ -97,3 +97,29 @@ def test_watch_usage_errors() -> None:
     bad = runner.invoke(cli, ["watch", "http://user:s3cr3tPass@h/"])
     assert bad.exit_code == 3 and "s3cr3tPass" not in bad.output
     assert runner.invoke(cli, ["watch", "h1", "--duration", "-1"]).exit_code == 3
+
+
+def test_watch_stops_on_sigint_even_when_started_with_sigint_ignored(
+    sim_cluster: SimulatedReplicaSet,
+) -> None:
+    # A background job of a non-interactive shell starts with SIGINT ignored; Python then never raises
+    # KeyboardInterrupt, so the command must handle the signal itself.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mongomancy.cli", "watch", sim_cluster.uri, "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509 - test-only
+    )
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("watching mongodb://")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
