@@ -17,6 +17,7 @@ import pymongo
 from pymongo.cursor import Cursor
 from pymongo.errors import PyMongoError
 
+from mongomancy._paths import MISSING, lookup_dotted
 from mongomancy.attempts import RetryRun
 from mongomancy.commands import CollectionTarget, Command, RetryClass
 from mongomancy.errors import CursorResumeError
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from mongomancy.engine import Engine
 
 SortSpec = list[tuple[str, Any]]
-_MISSING = object()
 
 
 def normalise_sort(key_or_list: Any, direction: Any = None) -> SortSpec:
@@ -49,15 +49,6 @@ def normalise_sort(key_or_list: Any, direction: Any = None) -> SortSpec:
     raise TypeError(
         f"sort must be a field name, a list of (field, direction) pairs or a mapping, got {key_or_list!r}"
     )
-
-
-def _lookup(document: Mapping[str, Any], dotted: str) -> Any:
-    value: Any = document
-    for part in dotted.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
 
 
 class ResumableCursor(Iterator[Any]):
@@ -229,8 +220,8 @@ class ResumableCursor(Iterator[Any]):
                 raise self._cannot_resume(
                     f"the sort on {key!r} is {direction!r}, not an ascending/descending order"
                 )
-            value = _lookup(self._last, key)
-            if value is _MISSING:
+            value = lookup_dotted(self._last, key)
+            if value is MISSING:
                 raise self._cannot_resume(
                     f"the last document has no {key!r} (missing, or excluded by the projection), "
                     "so the position to resume from is unknown"

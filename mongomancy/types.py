@@ -22,6 +22,7 @@ from typing import Any, Final, TypeAlias, cast
 import attrs
 import bson
 
+from mongomancy._paths import MISSING, lookup_dotted
 from mongomancy.errors import ConfigurationError
 
 __all__ = [
@@ -494,19 +495,13 @@ class Index:
 # Document
 # --------------------------------------------------------------------------------------------------
 
-_MISSING: Final = object()
-
 
 def _lookup_path(data: Mapping[str, Any], path: str) -> Any:
-    """The value at a (possibly dotted) path of ``data``, or ``_MISSING``."""
+    """The value at ``path`` of ``data``: a literal key first (a unique key may name ``"a.b"`` as is),
+    else the dotted path into sub-documents; ``MISSING`` when neither exists."""
     if path in data:
         return data[path]
-    current: Any = data
-    for part in path.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return _MISSING
-        current = current[part]
-    return current
+    return lookup_dotted(data, path)
 
 
 def _freeze_required_map(argument: str) -> Any:
@@ -547,7 +542,7 @@ class Document:
             if not field or field.startswith("$"):
                 raise ConfigurationError(f"unique_key: {field!r} is not a field name")
             actual = _lookup_path(self.data, field)
-            if actual is _MISSING:
+            if actual is MISSING:
                 raise ConfigurationError(f"unique_key field {field!r} is missing from data")
             if actual != value:
                 raise ConfigurationError(

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from click.testing import CliRunner
@@ -37,17 +37,22 @@ def _until(lines: queue.Queue[str], predicate: object, timeout: float = 15.0) ->
             return dict(event)
 
 
+def _start_watch(uri: str, **popen_options: Any) -> subprocess.Popen[str]:
+    """``mongomancy watch URI --json`` as a child process, stderr piped (it announces itself there)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mongomancy.cli", "watch", uri, "--json"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        **popen_options,
+    )
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_watch_streams_primary_changes_and_stops_cleanly(
     sim_cluster: SimulatedReplicaSet, stop_signal: signal.Signals
 ) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mongomancy.cli", "watch", sim_cluster.uri, "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    proc = _start_watch(sim_cluster.uri, stdout=subprocess.PIPE)
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
     reader.start()
@@ -104,13 +109,10 @@ def test_watch_stops_on_sigint_even_when_started_with_sigint_ignored(
 ) -> None:
     # A background job of a non-interactive shell starts with SIGINT ignored; Python then never raises
     # KeyboardInterrupt, so the command must handle the signal itself.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mongomancy.cli", "watch", sim_cluster.uri, "--json"],
+    proc = _start_watch(
+        sim_cluster.uri,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509 - test-only
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         assert proc.stderr is not None
