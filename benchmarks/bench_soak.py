@@ -1,7 +1,7 @@
-"""Soak: the chaos workload of ``tests/test_chaos.py`` for a chosen duration (not run by CI).
+"""Soak: the chaos workload of ``tests/sim/test_chaos.py`` for a chosen duration (not run by CI).
 
 Run: ``python benchmarks/bench_soak.py --duration 600 [--seed N] [--threads 16]``.  The workload, its
-faults and its invariants are ``tests/chaos.py`` (shared with the CI test, no copy here).  Prints a
+faults and its invariants are ``tests/sim/chaos.py`` (shared with the CI test, no copy here).  Prints a
 markdown table of the result and the list of problems, if any; the exit status is 1 when an invariant
 broke.  Replay a failure with ``--seed`` (or ``MONGOMANCY_CHAOS_SEED``).
 """
@@ -13,9 +13,9 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chaos import run_chaos, seed_from_env
+from tests.sim.chaos import run_chaos, seed_from_env
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 - ``sim_cluster``: a fresh :class:`~mongomancy.testing.SimulatedReplicaSet` (3 members, own backend) per test.
 - ``fast_heartbeats``: lets pymongo clients use ``heartbeatFrequencyMS`` down to 50 ms during the test.
 - ``engine``: an :class:`~mongomancy.Engine` on ``sim_cluster`` (100 ms heartbeats), disposed after the test;
-  a module may define its own ``engine`` fixture instead (tests/test_engine.py does).
+  a module may define its own ``engine`` fixture instead (tests/sim/test_engine.py does).
 - ``real_cluster_uri``: the URI of a real replica set; tests marked ``@pytest.mark.real_cluster`` run only
   when ``MONGOMANCY_TEST_URI`` is set and are skipped with a clear reason otherwise.
 - ``no_leaked_sim_threads`` (autouse): fails a test that leaves a simulator thread running.
@@ -14,18 +14,26 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from helpers import process_exists
 
 from mongomancy import Engine
 from mongomancy import testing as sim
+from tests.helpers import process_exists
 
 REAL_CLUSTER_ENV = "MONGOMANCY_TEST_URI"
 _SIM_THREAD_PREFIX = "mongomancy-sim-"
 
 
+_SIM_DIR = Path(__file__).resolve().parent / "sim"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests under ``tests/sim/`` are marked ``sim`` (``-m "not sim"`` runs the server-free ones only)."""
+    for item in items:
+        if _SIM_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.sim)
     if os.environ.get(REAL_CLUSTER_ENV):
         return
     skip = pytest.mark.skip(reason=f"needs a real replica set: set {REAL_CLUSTER_ENV}=mongodb://...")

@@ -1,8 +1,8 @@
-"""What several test modules share, imported as ``from helpers import ...`` (``tests/`` is on ``sys.path``
-under pytest, as for ``chaos``).
+"""What several test modules share, imported as ``from tests.helpers import ...`` (``tests`` is a package and
+the repository root is on ``sys.path`` under pytest).
 
-The DDL tests (tests/test_create_all.py, tests/test_ddl_apply.py) share a sample schema and how they read
-indexes back.  The definitions use only what the simulator's nx backend keeps: ascending keys, ``unique`` and
+The DDL tests (tests/sim/test_create_all.py, tests/sim/test_ddl_apply.py) share a sample schema and how they
+read indexes back.  The definitions use only what the simulator's nx backend keeps: ascending keys, ``unique`` and
 ``expireAfterSeconds``.  It renames indexes, so indexes are compared by key pattern, never by name.
 """
 

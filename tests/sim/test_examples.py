@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mongomancy.testing import SimulatedReplicaSet
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager

@@ -3,7 +3,7 @@
 Definitions use only what the simulator's nx backend keeps (ascending keys, ``unique``,
 ``expireAfterSeconds``; it renames indexes, so assertions compare key patterns, never names).  Option
 kinds the backend loses (collation, partial filters, validators, collMod...) are covered at plan level by
-tests/test_ddl_plan.py and live by the ``real_cluster`` tests of tests/test_ddl_apply.py.
+tests/unit/test_ddl_plan.py and live by the ``real_cluster`` tests of tests/sim/test_ddl_apply.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import GAME, PLAYER, assert_matches_definitions, live_keys
 from pymongo.database import Database as PyMongoDatabase
 
 from mongomancy import (
@@ -27,6 +26,7 @@ from mongomancy import (
     Plan,
 )
 from mongomancy.testing import SimulatedReplicaSet
+from tests.helpers import GAME, PLAYER, assert_matches_definitions, live_keys
 
 WORKERS = 4
 DB_NAME = "create_all_test"

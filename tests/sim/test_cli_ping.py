@@ -28,7 +28,7 @@ from pymongo.errors import OperationFailure
 from mongomancy.cli import cli, ping
 from mongomancy.testing import SimulatedReplicaSet
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "s3cr3tPass"
 
 TOP_KEYS = {

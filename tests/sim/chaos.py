@@ -1,6 +1,7 @@
 """The chaos workload: seeded random faults on a simulated replica set under 16-thread mixed load.
 
-Shared by ``tests/test_chaos.py`` (a bounded CI run) and ``benchmarks/bench_soak.py`` (a run of any length).
+Shared by ``tests/sim/test_chaos.py`` (a bounded CI run) and ``benchmarks/bench_soak.py`` (a run of any
+length).
 One :func:`run_chaos` call starts its own simulated cluster, engine and ``Database``, runs the workers and the
 fault controller for ``duration`` seconds, lets the cluster settle, stops the workers, checks every invariant
 against the backend (bypassing the members and their faults), disposes everything and checks that nothing is

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from mongomancy.cli import cli
 from mongomancy.testing import SimulatedReplicaSet
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:

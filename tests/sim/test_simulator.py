@@ -12,7 +12,6 @@ from typing import Any
 import bson
 import pymongo.common
 import pytest
-from helpers import process_exists
 from pymongo import MongoClient, ReadPreference
 from pymongo.errors import (
     AutoReconnect,
@@ -32,6 +31,7 @@ from mongomancy.testing import (
     wait_for,
     wire,
 )
+from tests.helpers import process_exists
 
 
 @pytest.fixture

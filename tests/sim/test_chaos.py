@@ -1,6 +1,6 @@
 """Chaos: seeded random faults under 16-thread mixed load; nothing lost, nothing doubled, nothing stuck.
 
-The workload and its invariants live in ``tests/chaos.py`` (shared with ``benchmarks/bench_soak.py``).
+The workload and its invariants live in ``tests/sim/chaos.py`` (shared with ``benchmarks/bench_soak.py``).
 Each run uses a fresh random seed and prints it; replay a failure with ``MONGOMANCY_CHAOS_SEED=<seed>``.
 ``MONGOMANCY_CHAOS_DURATION`` changes the fault phase (default 20 s, about 22 s in all).
 """
@@ -11,7 +11,8 @@ import os
 import time
 
 import pytest
-from chaos import SEED_ENV, run_chaos, seed_from_env
+
+from tests.sim.chaos import SEED_ENV, run_chaos, seed_from_env
 
 DURATION_ENV = "MONGOMANCY_CHAOS_DURATION"
 

@@ -14,7 +14,7 @@ ascending indexes round-trip); ``listIndexes`` keeps ``unique`` and ``expireAfte
 indexes at all; ``listCollections`` returns empty ``options`` (capped, validator, timeseries, collation
 are lost); ``collMod`` is a silent no-op; ``createIndexes`` never reports IndexOptionsConflict.  Against nx
 a definition using a lost option shows as drift in every plan.  In-place changes, validators, time
-series and capped collections are therefore verified at plan level (tests/test_ddl_plan.py) and by the
+series and capped collections are therefore verified at plan level (tests/unit/test_ddl_plan.py) and by the
 ``real_cluster`` tests at the end, which run only when ``MONGOMANCY_TEST_URI`` is set.
 """
 
@@ -30,8 +30,6 @@ from typing import Any
 import pymongo
 import pymongo.results
 import pytest
-from helpers import GAME as SAMPLE_GAME
-from helpers import PLAYER, assert_matches_definitions, live_keys
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
@@ -39,6 +37,8 @@ from mongomancy.ddl import ApplyResult, LiveCollection, LiveState, Plan, apply_p
 from mongomancy.errors import IndexConflictError, SchemaError
 from mongomancy.testing import NxBackend
 from mongomancy.types import CollectionDefinition, Document, Index, TimeSeries
+from tests.helpers import GAME as SAMPLE_GAME
+from tests.helpers import PLAYER, assert_matches_definitions, live_keys
 
 WORKERS = 4
 
