@@ -3,7 +3,6 @@
 from mongomancy._version import __version__
 from mongomancy.commands import CollectionTarget, Command, RetryClass
 from mongomancy.cursor import ResumableCursor
-from mongomancy.ddl import ApplyResult, LiveCollection, LiveState, Plan, apply_plan, plan, read_live_state
 from mongomancy.engine import Engine
 from mongomancy.errors import (
     BackendNotInstalledError,
@@ -27,10 +26,24 @@ from mongomancy.errors import (
 from mongomancy.events import ChangeKind, TopologyChange
 from mongomancy.executor import Executor
 from mongomancy.retry import ErrorKind, RetryPolicy, classify_error
-from mongomancy.schema import Collection, Database
+from mongomancy.schema import (
+    ApplyResult,
+    Collection,
+    CollectionDefinition,
+    Database,
+    Document,
+    FrozenMap,
+    Index,
+    LiveCollection,
+    LiveState,
+    Plan,
+    TimeSeries,
+    apply_plan,
+    plan,
+    read_live_state,
+)
 from mongomancy.stats import EngineStats
 from mongomancy.supervisor import TopologyState
-from mongomancy.types import CollectionDefinition, Document, FrozenMap, Index, TimeSeries
 
 __all__ = [
     "ApplyResult",

@@ -33,10 +33,10 @@ import pytest
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from mongomancy.ddl import ApplyResult, LiveCollection, LiveState, Plan, apply_plan, plan, read_live_state
 from mongomancy.errors import IndexConflictError, SchemaError
+from mongomancy.schema import ApplyResult, LiveCollection, LiveState, Plan, apply_plan, plan, read_live_state
+from mongomancy.schema.definitions import CollectionDefinition, Document, Index, TimeSeries
 from mongomancy.testing import NxBackend
-from mongomancy.types import CollectionDefinition, Document, Index, TimeSeries
 from tests.helpers import GAME as SAMPLE_GAME
 from tests.helpers import PLAYER, assert_matches_definitions, live_keys
 

@@ -1,4 +1,4 @@
-"""Pure planning (mongomancy.ddl.plan) against recorded server answers.
+"""Pure planning (mongomancy.schema.plan) against recorded server answers.
 
 The ``listCollections`` / ``listIndexes`` documents below are written the way MongoDB 6.0/7.0 return
 them (``v``, ``ns`` on old servers, ``textIndexVersion``, fully expanded collations, ``Int64`` and
@@ -13,21 +13,20 @@ from typing import Any
 import pytest
 from bson.int64 import Int64
 
-from mongomancy.ddl import (
+from mongomancy.errors import IndexConflictError, SchemaError
+from mongomancy.schema.apply import apply_plan
+from mongomancy.schema.definitions import CollectionDefinition, Document, Index, TimeSeries
+from mongomancy.schema.live import LiveCollection, LiveState
+from mongomancy.schema.plan import (
     CollectionConflict,
     CreateCollection,
     CreateIndex,
     ExtraIndex,
     InsertDocument,
-    LiveCollection,
-    LiveState,
     ModifyCollection,
     Plan,
-    apply_plan,
     plan,
 )
-from mongomancy.errors import IndexConflictError, SchemaError
-from mongomancy.types import CollectionDefinition, Document, Index, TimeSeries
 
 ID_INDEX = {"v": 2, "key": {"_id": 1}, "name": "_id_"}
 

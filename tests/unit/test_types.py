@@ -1,4 +1,4 @@
-"""Validation, naming and immutability of the schema value objects (mongomancy.types)."""
+"""Validation, naming and immutability of the schema value objects (mongomancy.schema.definitions)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import bson
 import pytest
 
 from mongomancy.errors import ConfigurationError
-from mongomancy.types import CollectionDefinition, Document, FrozenMap, Index, TimeSeries, thaw
+from mongomancy.schema.definitions import CollectionDefinition, Document, FrozenMap, Index, TimeSeries, thaw
 
 # --------------------------------------------------------------------------------------------------
 # Index: fields, names, specs

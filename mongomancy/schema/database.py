@@ -41,12 +41,14 @@ from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference, _ServerMode
 from pymongo.write_concern import WriteConcern
 
-from mongomancy import ddl
 from mongomancy.commands import CollectionTarget, FunctionCommand, RetryClass
 from mongomancy.engine import Engine
 from mongomancy.errors import ConfigurationError, MongomancyError, UnknownCollectionError
 from mongomancy.events import TopologyChange
-from mongomancy.types import CollectionDefinition
+from mongomancy.schema.apply import ApplyResult, apply_plan
+from mongomancy.schema.definitions import CollectionDefinition
+from mongomancy.schema.live import read_live_state
+from mongomancy.schema.plan import Plan, plan
 
 if TYPE_CHECKING:
     from pymongo.command_cursor import CommandCursor
@@ -522,18 +524,18 @@ class Database:
         return True
 
     # ------------------------------------------------------------------------------------- schema
-    def plan(self) -> ddl.Plan:
+    def plan(self) -> Plan:
         """What :meth:`create_all` (``skip_existing=False``) would change: reads the live state through
         the engine, with retries, and compares it with the definitions.  Print it for a readable diff."""
         definitions = tuple(self._definitions.values())
         live = self._engine.run(
             f"read the live schema of database {self._name}",
-            lambda client: ddl.read_live_state(self._database_for(client), definitions),
+            lambda client: read_live_state(self._database_for(client), definitions),
             retry_class=RetryClass.READ,
         )
-        return ddl.plan(definitions, live)
+        return plan(definitions, live)
 
-    def create_all(self, skip_existing: bool = True, allow_drop: bool = False) -> ddl.ApplyResult:
+    def create_all(self, skip_existing: bool = True, allow_drop: bool = False) -> ApplyResult:
         """Bring the live database in line with the definitions; safe to run from many processes at once.
 
         ``skip_existing=True`` (the seed's default) only creates collections that do not exist yet, with
@@ -553,7 +555,7 @@ class Database:
             self._logger.info("database %s matches its definitions", self._name)
         else:
             self._logger.info("database %s: applying\n%s", self._name, chosen)
-        result = ddl.apply_plan(chosen, self._execute_ddl, allow_drop=allow_drop)
+        result = apply_plan(chosen, self._execute_ddl, allow_drop=allow_drop)
         if result.changed:
             self._logger.info("database %s: %s", self._name, str(result).replace("\n", "; "))
         return result
@@ -604,10 +606,10 @@ def _differing_fields(old: CollectionDefinition, new: CollectionDefinition) -> I
     return [field.name for field in fields if getattr(old, field.name) != getattr(new, field.name)]
 
 
-def _only_new_collections(full: ddl.Plan) -> ddl.Plan:
+def _only_new_collections(full: Plan) -> Plan:
     """The part of ``full`` that concerns collections it creates: ``create_all(skip_existing=True)``."""
     new = {create.collection for create in full.create_collections}
-    return ddl.Plan(
+    return Plan(
         create_collections=full.create_collections,
         create_indexes=tuple(a for a in full.create_indexes if a.collection in new),
         insert_documents=tuple(a for a in full.insert_documents if a.collection in new),
