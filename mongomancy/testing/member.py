@@ -25,6 +25,7 @@ from bson.timestamp import Timestamp
 
 from mongomancy.errors import PortInUseError
 from mongomancy.testing import wire
+from mongomancy.testing.auth import UserStore
 from mongomancy.testing.backend import Backend
 from mongomancy.testing.faults import FailPoint, FaultTable, code_name
 from mongomancy.testing.records import CommandRecord, Outcome, RecordLog, lsid_uuid
@@ -170,6 +171,8 @@ class ClusterState:
         self.started = time.monotonic()
         #: Called (on the member's thread) for ``replSetStepDown``; set by the controller.
         self.on_step_down_command: Callable[[int], None] | None = None
+        #: The users when the cluster requires authentication (SCRAM-SHA-256, see ``testing/auth.py``).
+        self.users: UserStore | None = None
 
     @property
     def election_id(self) -> ObjectId | None:
@@ -387,11 +390,20 @@ class Member:
         if name in HANDSHAKES:
             if point is not None:
                 return self._inject(conn, message, point, name, "admin", False)
-            return wire.reply_to(message, self._hello(conn, message))
+            hello = self._hello(conn, message)
+            if self.state.users is not None:
+                self.state.users.decorate_hello(conn, body, hello)
+            return wire.reply_to(message, hello)
         db = body.get("$db") or message.collection.partition(".")[0]
         write = is_write(name, body)
         if point is not None and not point.after_forward:
             return self._inject(conn, message, point, name, db, write)
+        if self.state.users is not None:
+            answer = self.state.users.screen(conn, name, body)
+            if answer is not None:
+                code = answer.get("code")
+                self._record(name, db, Outcome.REFUSED if code else Outcome.ANSWERED, write, body, code)
+                return wire.reply_to(message, answer)
         if db == "admin" and name in ("replSetGetStatus", "replSetStepDown"):
             return self._admin(message, name, db, write)
 

@@ -7,7 +7,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 
 import attrs
@@ -15,6 +15,7 @@ import pymongo.common
 from bson import ObjectId
 
 from mongomancy.errors import SimulatorError, UnknownMemberError
+from mongomancy.testing.auth import UserStore
 from mongomancy.testing.backend import Backend, make_backend
 from mongomancy.testing.faults import FailPoint, normalise_commands
 from mongomancy.testing.member import ClusterState, Member
@@ -57,6 +58,9 @@ class SimulatedReplicaSet:
     a context manager: leaving the block stops every thread, socket and the backend process (the latter only
     if the cluster started it), also when the block raised.
 
+    ``users={"ops": "secret"}`` makes every member require authentication (SCRAM-SHA-256, code 18 for a wrong
+    password, code 13 for a command without a user; see ``mongomancy/testing/auth.py``).
+
     Why a fresh backend per cluster and not a shared one: starting ``nx_27017`` costs about 0.1 s, and a fresh
     process is the only way to guarantee a test starts from empty data.
     """
@@ -70,6 +74,7 @@ class SimulatedReplicaSet:
         ports: Iterable[int] | None = None,
         streaming: bool = True,
         hang_up_on_step_down: bool = False,
+        users: Mapping[str, str] | None = None,
     ) -> None:
         if isinstance(members, bool) or not isinstance(members, int) or members < 1:
             raise ValueError(f"members must be an int >= 1, not {members!r}")
@@ -88,6 +93,8 @@ class SimulatedReplicaSet:
             self._backend, self._owns_backend = make_backend(backend), True
         self._state = ClusterState(set_name, self._backend, streaming)
         self._state.hangup_on_step_down = hang_up_on_step_down
+        if users is not None:  # every member then runs SCRAM-SHA-256 and refuses unauthenticated commands
+            self._state.users = UserStore(users)
         self._state.on_step_down_command = self._step_down_from_member
         self._state.members = [Member(self._state, i, p) for i, p in enumerate(port_list)]
         self._timers: list[threading.Timer] = []
@@ -361,6 +368,14 @@ class SimulatedReplicaSet:
             raise SimulatorError(f"member {m.index} is running; kill it first")
         m.listen()
         logger.info("member %d restarted on %s", m.index, m.address)
+
+    def set_password(self, user: str, password: str) -> None:
+        """Change (or create) a user's password while the cluster runs, as ``db.updateUser`` does on mongod:
+        connections already authenticated keep working, every later SCRAM conversation needs the new one."""
+        users = self._state.users
+        if users is None:
+            raise SimulatorError("this cluster has no users: start it with SimulatedReplicaSet(users={...})")
+        users.set_password(user, password)
 
     def hang_up(self, member: MemberRef) -> None:
         """Close every live client connection of ``member`` (it keeps accepting new ones)."""
