@@ -2,8 +2,8 @@
 the repository root is on ``sys.path`` under pytest).
 
 The DDL tests (tests/sim/test_create_all.py, tests/sim/test_ddl_apply.py) share a sample schema and how they
-read indexes back.  The definitions use only what the simulator's nx backend keeps: ascending keys, ``unique`` and
-``expireAfterSeconds``.  It renames indexes, so indexes are compared by key pattern, never by name.
+read indexes back.  The definitions use only what the simulator's nx backend keeps: ascending keys, ``unique``
+and ``expireAfterSeconds``.  It renames indexes, so indexes are compared by key pattern, never by name.
 """
 
 from __future__ import annotations

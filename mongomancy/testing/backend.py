@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -22,10 +23,11 @@ import tempfile
 import time
 from types import TracebackType
 
+import attrs
 import bson
 
 from mongomancy.errors import BackendNotInstalledError, SimulatorError
-from mongomancy.testing import wire
+from mongomancy.testing import nx_launcher, wire
 
 logger = logging.getLogger("mongomancy.testing")
 
@@ -44,6 +46,22 @@ def free_port() -> int:
         return port
 
 
+@attrs.frozen
+class BackendRuntime:
+    """What an ``nx_27017`` backend process runs on, as reported by that process itself."""
+
+    #: ``pinned`` (the project's bundled SQLite) or ``platform`` (the interpreter's own ``sqlite3``).
+    sqlite: str
+    sqlite_module: str
+    sqlite_version: str
+    nx_27017: str
+    neosqlite: str
+
+    @property
+    def sqlite_version_info(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.sqlite_version.split("."))
+
+
 class Backend:
     """A storage server in a child process, started and stopped by PID.
 
@@ -52,6 +70,8 @@ class Backend:
 
     #: Top-level command fields the backend rejects and members must remove before forwarding.
     strip_fields: frozenset[str] = frozenset()
+    #: Members rewrite requests this backend would answer unlike MongoDB (see ``testing/corrections.py``).
+    corrected = False
     kind = "abstract"
 
     def __init__(self) -> None:
@@ -60,6 +80,8 @@ class Backend:
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         #: PID of the last process stopped, so tests can check it is really gone.
         self.last_pid: int | None = None
+        #: What the running process reported it runs on (``nx_27017`` only; None before start and for mongod).
+        self.runtime: BackendRuntime | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -77,6 +99,10 @@ class Backend:
     def _command(self, port: int, tmpdir: str) -> list[str]:
         raise NotImplementedError
 
+    def _env(self) -> dict[str, str] | None:
+        """The child's environment (None: this process's)."""
+        return None
+
     def start(self) -> Backend:
         """Start the child process and return once it answers a ``ping`` (not after a fixed sleep)."""
         if self.process is not None:
@@ -92,6 +118,7 @@ class Backend:
             with open(self._stderr_path, "wb") as stderr:
                 self.process = subprocess.Popen(
                     argv,
+                    env=self._env(),
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=stderr,
@@ -99,11 +126,15 @@ class Backend:
                 )
             try:
                 self._wait_ready()
+                self._after_ready()
                 logger.info("%s backend pid %d on port %d", self.kind, self.process.pid, self.port)
                 return self
             except SimulatorError as exc:
                 last_error = exc
                 self._stop_process()
+            except BaseException:
+                self.stop()
+                raise
         self._cleanup_tmp()
         raise SimulatorError(f"{self.kind} backend did not start: {last_error}") from last_error
 
@@ -112,22 +143,40 @@ class Backend:
         assert self._tmpdir is not None
         return os.path.join(self._tmpdir.name, "backend.stderr")
 
+    def _after_ready(self) -> None:
+        """Read back what the process reports about itself (nothing for a plain backend)."""
+
+    def _exited(self, code: int) -> SimulatorError:
+        with open(self._stderr_path, "rb") as stderr:
+            err = stderr.read().decode(errors="replace")
+        return SimulatorError(f"exited with code {code}: {err[-2000:]}")
+
     def _wait_ready(self) -> None:
+        """Wait until *our* process answers on the port.
+
+        ``serverStatus`` and not ``ping``: its ``pid`` proves the answer comes from our child.  The port was
+        only free a moment ago, and under parallel test workers another worker's server can take it first;
+        our child then fails to bind, and until it has exited a ping would be answered by the stranger.
+        """
         assert self.process is not None
         deadline = time.monotonic() + _START_TIMEOUT
-        ping = wire.op_msg_reply(0, {"ping": 1, "$db": "admin"})  # any OP_MSG frame is a valid request
+        # any OP_MSG frame is a valid request
+        status = wire.op_msg_reply(0, {"serverStatus": 1, "$db": "admin"})
         while True:
             code = self.process.poll()
             if code is not None:
-                with open(self._stderr_path, "rb") as stderr:
-                    err = stderr.read().decode(errors="replace")
-                raise SimulatorError(f"exited with code {code}: {err[-2000:]}")
+                raise self._exited(code)
             try:
                 with socket.create_connection(self.address, timeout=1.0) as s:
-                    s.sendall(ping)
+                    s.sendall(status)
                     reply = bson.decode(wire.reply_body(wire.read_raw(s)))
-                    if reply.get("ok"):
+                    if reply.get("ok") and reply.get("pid") == self.process.pid:
                         return
+                    if reply.get("ok"):
+                        stranger = reply.get("pid")
+                        raise SimulatorError(
+                            f"port {self.port} is answered by another process (pid {stranger})"
+                        )
             except (OSError, wire.WireError):
                 pass
             if time.monotonic() > deadline:
@@ -171,20 +220,40 @@ class Backend:
 
 
 class NxBackend(Backend):
-    """``nx_27017`` with an in-memory SQLite database: starts in about 0.1 s and needs no files."""
+    """``nx_27017`` with an in-memory SQLite database: starts in about 0.1 s and needs no files.
+
+    It runs through :mod:`mongomancy.testing.nx_launcher` on the SQLite the project pins (``sqlite="pinned"``,
+    the default) or the interpreter's own (``sqlite="platform"``); the default comes from
+    ``$MONGOMANCY_SIM_SQLITE``.  After :meth:`start`, :attr:`runtime` says what the process really runs on.
+    """
 
     kind = "nx_27017"
+    corrected = True
 
-    def __init__(self, threaded: bool = True) -> None:
+    def __init__(self, threaded: bool = True, sqlite: str | None = None) -> None:
         super().__init__()
         # Measured: the threaded server answers a find_one faster than the asyncio one (~420 vs ~560 us).
         self.threaded = threaded
+        self.sqlite = nx_launcher.sqlite_choice({nx_launcher.SQLITE_ENV: sqlite} if sqlite else os.environ)
+        try:
+            if self.sqlite == "pinned":
+                nx_launcher.pinned_sqlite()  # fail here, with the install hint, not in the child
+        except nx_launcher.SQLiteChoiceError as exc:
+            raise BackendNotInstalledError(str(exc)) from exc
+
+    @property
+    def _report_path(self) -> str:
+        assert self._tmpdir is not None
+        return os.path.join(self._tmpdir.name, "runtime.json")
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, nx_launcher.SQLITE_ENV: self.sqlite}
 
     def _command(self, port: int, tmpdir: str) -> list[str]:
         argv = [
             sys.executable,
-            "-m",
-            "nx_27017.nx_27017",
+            nx_launcher.__file__,
+            self._report_path,
             "--db",
             "memory",
             "--host",
@@ -199,6 +268,14 @@ class NxBackend(Backend):
         if self.threaded:
             argv.append("--threaded")
         return argv
+
+    def _after_ready(self) -> None:
+        with open(self._report_path, encoding="utf-8") as report:
+            self.runtime = BackendRuntime(**json.load(report))
+        if self.runtime.sqlite != self.sqlite:
+            raise SimulatorError(
+                f"backend runs on the {self.runtime.sqlite} SQLite, not on the {self.sqlite}"
+            )
 
 
 class MongodBackend(Backend):

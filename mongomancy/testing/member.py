@@ -24,7 +24,7 @@ from bson.int64 import Int64
 from bson.timestamp import Timestamp
 
 from mongomancy.errors import PortInUseError
-from mongomancy.testing import wire
+from mongomancy.testing import corrections, wire
 from mongomancy.testing.auth import UserStore
 from mongomancy.testing.backend import Backend
 from mongomancy.testing.faults import FailPoint, FaultTable, code_name
@@ -505,9 +505,16 @@ class Member:
             conn.backend = backend
             if conn.closed.is_set():  # raced with a hang-up
                 raise _HangUp
-        strip = self.state.backend.strip_fields
-        if strip and message.op_code == wire.OP_MSG and not strip.isdisjoint(message.body):
-            body = {k: v for k, v in message.body.items() if k not in strip}
+        server = self.state.backend
+        strip = server.strip_fields
+        is_msg = message.op_code == wire.OP_MSG
+        corrected = (
+            corrections.correct_body(next(iter(message.body), ""), message.body)
+            if server.corrected and is_msg
+            else None
+        )
+        if corrected is not None or (strip and is_msg and not strip.isdisjoint(message.body)):
+            body = {k: v for k, v in (corrected or message.body).items() if k not in strip}
             raw = wire.rewrite_op_msg(message, body, _STRIP_ON_FORWARD)
         elif message.op_code == wire.OP_MSG:
             raw = wire.clear_op_msg_flags(message.raw, _STRIP_ON_FORWARD)

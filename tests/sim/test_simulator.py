@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
 import socket
+import sqlite3
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import bson
@@ -25,9 +30,11 @@ from pymongo.topology_description import TOPOLOGY_TYPE
 from mongomancy.errors import BackendNotInstalledError, PortInUseError, SimulatorError, UnknownMemberError
 from mongomancy.testing import (
     MAX_WIRE_VERSION,
+    NxBackend,
     Outcome,
     SimulatedReplicaSet,
     fast_heartbeats,
+    nx_launcher,
     wait_for,
     wire,
 )
@@ -453,6 +460,69 @@ def test_backend_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "")
     with pytest.raises(BackendNotInstalledError, match="mongod"):
         SimulatedReplicaSet()
+
+
+# -- the SQLite under the backend ----------------------------------------------------------------------------
+
+
+def test_backend_runs_on_the_sqlite_the_environment_chooses(sim_cluster: SimulatedReplicaSet) -> None:
+    """Unset or ``pinned``: the bundled SQLite the project pins; ``platform``: this interpreter's own."""
+    runtime = sim_cluster.backend.runtime
+    assert runtime is not None
+    expected = os.environ.get(nx_launcher.SQLITE_ENV, "pinned")
+    assert runtime.sqlite == expected
+    if expected == "pinned":
+        assert (runtime.sqlite_module, runtime.sqlite_version) == (
+            "sqlean",
+            nx_launcher.PINNED_SQLITE_VERSION,
+        )
+    else:
+        assert (runtime.sqlite_module, runtime.sqlite_version) == ("sqlite3", sqlite3.sqlite_version)
+    assert runtime.nx_27017 == importlib.metadata.version("nx-27017")
+    assert runtime.neosqlite == importlib.metadata.version("neosqlite")
+
+
+@pytest.mark.parametrize(
+    ("choice", "module", "version"),
+    [
+        ("pinned", "sqlean", nx_launcher.PINNED_SQLITE_VERSION),
+        ("platform", "sqlite3", sqlite3.sqlite_version),
+    ],
+)
+def test_backend_runs_on_the_sqlite_asked_for(choice: str, module: str, version: str) -> None:
+    with NxBackend(sqlite=choice) as backend:
+        assert backend.runtime is not None
+        assert (backend.runtime.sqlite, backend.runtime.sqlite_module) == (choice, module)
+        assert backend.runtime.sqlite_version == version
+        with MongoClient(backend.uri) as client:  # and that process is the one answering
+            assert client.admin.command("serverStatus")["pid"] == backend.pid
+
+
+def test_pinned_sqlite_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sqlean", None)
+    with pytest.raises(
+        BackendNotInstalledError, match=r"sqlean-py.*mongomancy\[sim\].*MONGOMANCY_SIM_SQLITE"
+    ):
+        SimulatedReplicaSet()
+    monkeypatch.setenv(nx_launcher.SQLITE_ENV, "bogus")
+    with pytest.raises(ValueError, match="MONGOMANCY_SIM_SQLITE must be 'pinned' or 'platform', not 'bogus'"):
+        SimulatedReplicaSet()
+
+
+def test_launcher_refuses_a_missing_pinned_sqlite(tmp_path: Path) -> None:
+    """The child process itself also refuses (exit 3, the reason on stderr) rather than fall back silently."""
+    hide_sqlean = (
+        "import runpy, sys; sys.modules['sqlean'] = None; "
+        f"sys.argv = [{nx_launcher.__file__!r}, {str(tmp_path / 'runtime.json')!r}]; "
+        f"runpy.run_path({nx_launcher.__file__!r}, run_name='__main__')"
+    )
+    env = {**os.environ, nx_launcher.SQLITE_ENV: "pinned"}
+    done = subprocess.run(
+        [sys.executable, "-c", hide_sqlean], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == nx_launcher.EXIT_WRONG_SQLITE
+    assert b"sqlean-py, which is not installed" in done.stderr
+    assert not (tmp_path / "runtime.json").exists()
 
 
 # -- teardown ------------------------------------------------------------------------------------------------
