@@ -1,32 +1,34 @@
 """Command objects: one call a worker made, with everything needed to run it again on a fresh handle.
 
 Why objects instead of closures: a retry must resolve the collection *afresh* (the client may have been
-replaced, the handle swapped by a hook), and must know whether replaying the call is safe.  A frozen value
-that names the operation, the target, the arguments and the retry class makes both explicit and testable.
+replaced, the handle swapped by a hook), and must know who owns its retries.  A frozen value that names the
+operation, the target, the arguments and the kind of operation (``retry.CommandKind``) makes both explicit and
+testable.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
-from bson import ObjectId
-from pymongo import DeleteMany, DeleteOne, InsertOne, MongoClient, ReplaceOne, UpdateMany, UpdateOne
+import pymongo
+from pymongo import DeleteOne, InsertOne, MongoClient, ReplaceOne, UpdateOne
 from pymongo.collection import Collection as PyMongoCollection
 from pymongo.read_preferences import ReadPreference
 
 from mongomancy.errors import StaleSessionError
+from mongomancy.retry import CommandKind
 
 
 class RetryClass(enum.Enum):
-    """How safe it is to run an operation again when the first attempt may have been applied."""
+    """The caller's promise about an ``Engine.run`` function: may it run again after it may have applied?"""
 
     READ = "read"
-    #: Applying it twice has the same effect as once (``$set``, a replace, an insert with a known ``_id``).
+    #: Running it twice leaves the same data *and* returns the same result as running it once.
     IDEMPOTENT_WRITE = "idempotent_write"
-    #: Applying it twice differs from once (``$inc``, ``$push``, a delete of "any one" matching document).
+    #: Anything else (the default): never replayed once it may have applied.
     NON_IDEMPOTENT_WRITE = "non_idempotent_write"
 
 
@@ -87,11 +89,6 @@ def as_target(collection: CollectionLike) -> CollectionTarget:
     )
 
 
-#: Update operators whose second application changes nothing.
-IDEMPOTENT_UPDATE_OPERATORS = frozenset(
-    {"$set", "$unset", "$setOnInsert", "$min", "$max", "$addToSet", "$pull", "$pullAll", "$currentDate"}
-)
-
 _READ_OPERATIONS = frozenset(
     {
         "find_one",
@@ -105,41 +102,25 @@ _READ_OPERATIONS = frozenset(
         "watch",
     }
 )
-_ALWAYS_IDEMPOTENT = frozenset(
+#: Single-statement writes pymongo retries itself with the same transaction number (retryable-writes spec,
+#: "Supported Write Operations"); ``insert_many`` is a batch of single-document inserts.
+_DRIVER_RETRIED_WRITES = frozenset(
     {
+        "insert_one",
+        "insert_many",
+        "update_one",
         "replace_one",
+        "delete_one",
+        "find_one_and_update",
         "find_one_and_replace",
-        "delete_many",
-        "create_index",
-        "create_indexes",
-        "drop_index",
-        "drop_indexes",
-        "drop",
+        "find_one_and_delete",
     }
 )
-#: Operations that return a cursor: running them under a client-side timeout would bound the whole
-#: iteration (pymongo's ``cursorLifetime`` mode), so they get none.
-_CURSOR_OPERATIONS = frozenset({"find", "aggregate", "watch", "list_indexes", "aggregate_raw_batches"})
-_INSERT_OPERATIONS = frozenset({"insert_one", "insert_many"})
+#: Applying these twice leaves the same data and returns the same result (pymongo's ``drop`` ignores a missing
+#: collection; ``create_index`` answers with the index name whether or not it existed).
+_IDEMPOTENT_OPERATIONS = frozenset({"create_index", "create_indexes", "drop"})
 
-
-def is_idempotent_update(update: Any) -> bool:
-    """True when ``update`` is a document made only of operators that are harmless to apply twice.
-
-    An aggregation-pipeline update can compute from the old value (``{"$set": {"n": {"$add": ["$n", 1]}}}``),
-    so it counts as not idempotent.
-    """
-    if not isinstance(update, Mapping) or not update:
-        return False
-    return all(operator in IDEMPOTENT_UPDATE_OPERATORS for operator in update)
-
-
-def filters_on_single_id(filter_: Any) -> bool:
-    """True when ``filter_`` pins one document by ``_id`` equality, so "delete one" means *that* one."""
-    if not isinstance(filter_, Mapping) or "_id" not in filter_:
-        return False
-    value = filter_["_id"]
-    return not (isinstance(value, Mapping) and any(str(key).startswith("$") for key in value))
+_SINGLE_STATEMENT_REQUESTS = (InsertOne, UpdateOne, ReplaceOne, DeleteOne)
 
 
 def _argument(args: Sequence[Any], kwargs: Mapping[str, Any], index: int, name: str) -> Any:
@@ -148,96 +129,41 @@ def _argument(args: Sequence[Any], kwargs: Mapping[str, Any], index: int, name: 
     return kwargs.get(name)
 
 
-def _ensure_id(document: Any, generated: set[Any] | None = None) -> bool:
-    """Give ``document`` an ``_id`` now (as pymongo would at send time), so a replay carries the same one.
-
-    The ``_id``s made here go into ``generated``: a duplicate of one of them can only be our own insert.
-    """
-    if isinstance(document, MutableMapping):
-        if "_id" not in document:
-            document["_id"] = ObjectId()
-            if generated is not None:
-                generated.add(document["_id"])
-        return True
-    return isinstance(document, Mapping) and "_id" in document
-
-
-def _classify_bulk(requests: Iterable[Any]) -> tuple[RetryClass, bool]:
-    """Retry class of a bulk write, and whether pymongo can retry it (no multi-document operation)."""
-    idempotent = True
-    single_statements = True
-    for request in requests:
-        if isinstance(request, InsertOne):
-            idempotent &= _ensure_id(request._doc)
-        elif isinstance(request, (UpdateOne, UpdateMany)):
-            idempotent &= is_idempotent_update(request._doc)
-            single_statements &= isinstance(request, UpdateOne)
-        elif isinstance(request, ReplaceOne):
-            pass
-        elif isinstance(request, DeleteOne):
-            idempotent &= filters_on_single_id(request._filter)
-        elif isinstance(request, DeleteMany):
-            single_statements = False
-        else:
-            idempotent = False
-            single_statements = False
-    return (RetryClass.IDEMPOTENT_WRITE if idempotent else RetryClass.NON_IDEMPOTENT_WRITE), single_statements
-
-
-def _classify_aggregate(pipeline: Any) -> RetryClass:
+def _aggregate_kind(pipeline: Any) -> CommandKind:
     if not isinstance(pipeline, Sequence) or not pipeline or not isinstance(pipeline[-1], Mapping):
-        return RetryClass.READ
+        return CommandKind.READ
     last = pipeline[-1]
     if "$out" in last:
-        return RetryClass.IDEMPOTENT_WRITE  # replaces the target collection wholesale
+        return CommandKind.IDEMPOTENT  # replaces the target collection wholesale
     if "$merge" in last:
-        spec = last["$merge"]
-        when_matched = spec.get("whenMatched", "merge") if isinstance(spec, Mapping) else "merge"
-        safe = isinstance(when_matched, str) and when_matched in {"replace", "keepExisting", "merge", "fail"}
-        return RetryClass.IDEMPOTENT_WRITE if safe else RetryClass.NON_IDEMPOTENT_WRITE
-    return RetryClass.READ
+        return CommandKind.WRITE
+    return CommandKind.READ
 
 
-def classify(
-    operation: str,
-    args: Sequence[Any],
-    kwargs: MutableMapping[str, Any],
-    generated_ids: set[Any] | None = None,
-) -> tuple[RetryClass, bool]:
-    """The retry class of ``operation(*args, **kwargs)`` and whether pymongo itself can retry it.
-
-    Side effect, on purpose: documents to insert without an ``_id`` get one here, exactly as pymongo would
-    give them at send time, so that a replay carries the same ``_id`` and a duplicate-key answer proves
-    the first attempt landed.  ``insert_many`` receives its documents as a list for the same reason.
-    """
+def command_kind(operation: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> CommandKind:
+    """Who owns the retries of ``operation(*args, **kwargs)`` (see ``retry.CommandKind``)."""
     if operation in _READ_OPERATIONS:
-        return RetryClass.READ, True
-    if operation == "aggregate":
-        retry_class = _classify_aggregate(_argument(args, kwargs, 0, "pipeline"))
-        return retry_class, retry_class is RetryClass.READ
-    if operation == "insert_one":
-        has_id = _ensure_id(_argument(args, kwargs, 0, "document"), generated_ids)
-        return (RetryClass.IDEMPOTENT_WRITE if has_id else RetryClass.NON_IDEMPOTENT_WRITE), True
-    if operation == "insert_many":
-        documents = _argument(args, kwargs, 0, "documents")
-        all_have_ids = documents is not None
-        for document in documents or ():
-            all_have_ids &= _ensure_id(document, generated_ids)  # each one gets its _id: no short-circuit
-        return (RetryClass.IDEMPOTENT_WRITE if all_have_ids else RetryClass.NON_IDEMPOTENT_WRITE), True
-    if operation in _ALWAYS_IDEMPOTENT:
-        return RetryClass.IDEMPOTENT_WRITE, operation in {"replace_one", "find_one_and_replace"}
-    if operation in {"update_one", "update_many", "find_one_and_update"}:
-        update = _argument(args, kwargs, 1, "update")
-        retry_class = (
-            RetryClass.IDEMPOTENT_WRITE if is_idempotent_update(update) else RetryClass.NON_IDEMPOTENT_WRITE
-        )
-        return retry_class, operation != "update_many"
-    if operation in {"delete_one", "find_one_and_delete"}:
-        pinned = filters_on_single_id(_argument(args, kwargs, 0, "filter"))
-        return (RetryClass.IDEMPOTENT_WRITE if pinned else RetryClass.NON_IDEMPOTENT_WRITE), True
+        return CommandKind.READ
+    if operation in _DRIVER_RETRIED_WRITES:
+        return CommandKind.DRIVER_RETRIED_WRITE
     if operation == "bulk_write":
-        return _classify_bulk(_argument(args, kwargs, 0, "requests") or ())
-    return RetryClass.NON_IDEMPOTENT_WRITE, False
+        requests = _argument(args, kwargs, 0, "requests") or ()
+        if all(isinstance(request, _SINGLE_STATEMENT_REQUESTS) for request in requests):
+            return CommandKind.DRIVER_RETRIED_WRITE
+        return CommandKind.WRITE
+    if operation == "aggregate":
+        return _aggregate_kind(_argument(args, kwargs, 0, "pipeline"))
+    if operation in _IDEMPOTENT_OPERATIONS:
+        return CommandKind.IDEMPOTENT
+    return CommandKind.WRITE  # update_many, delete_many, drop_index(es), anything unknown
+
+
+def _function_kind(retry_class: RetryClass) -> CommandKind:
+    if retry_class is RetryClass.READ:
+        return CommandKind.READ
+    if retry_class is RetryClass.IDEMPOTENT_WRITE:
+        return CommandKind.IDEMPOTENT
+    return CommandKind.FUNCTION
 
 
 @attrs.frozen(eq=False)
@@ -248,64 +174,54 @@ class Command:
     target: CollectionTarget
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
-    retry_class: RetryClass
-    #: pymongo retries it itself (single-statement): under a client-side timeout, with the same txnNumber.
-    driver_retryable: bool
-    #: ``_id``s the engine gave to documents to insert (a duplicate of one can only be our own insert).
-    generated_ids: frozenset[Any] = attrs.field(default=frozenset(), kw_only=True)
-    #: Run attempts under ``pymongo.timeout``: only for non-idempotent writes pymongo can retry, the one
-    #: case where pymongo's retries with the same txnNumber buy exactly-once.  Everything else skips it:
-    #: its bookkeeping costs ~25 µs per operation, and our own retries are safe for those commands.
-    client_timeout: bool
+    kind: CommandKind
 
     @classmethod
     def build(
         cls, operation: str, collection: CollectionLike, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> Command:
-        """Classify the call and freeze it; inserts get their ``_id`` now (see ``classify``)."""
-        mutable_kwargs = dict(kwargs)
+        """Classify the call and freeze it (an ``insert_many`` iterable is taken as a list, replayable)."""
         arguments = list(args)
+        mutable_kwargs = dict(kwargs)
         if operation == "insert_many":
             _materialise_documents(arguments, mutable_kwargs)
-        generated: set[Any] | None = set() if operation in _INSERT_OPERATIONS else None
-        retry_class, driver_retryable = classify(operation, arguments, mutable_kwargs, generated)
         return cls(
             operation=operation,
-            generated_ids=frozenset(generated or ()),
             target=as_target(collection),
             args=tuple(arguments),
             kwargs=mutable_kwargs,
-            retry_class=retry_class,
-            driver_retryable=driver_retryable,
-            client_timeout=(
-                driver_retryable
-                and retry_class is RetryClass.NON_IDEMPOTENT_WRITE
-                and operation not in _CURSOR_OPERATIONS
-            ),
+            kind=command_kind(operation, arguments, mutable_kwargs),
         )
 
     @property
     def is_read(self) -> bool:
-        return self.retry_class is RetryClass.READ
-
-    @property
-    def is_insert(self) -> bool:
-        return self.operation in _INSERT_OPERATIONS
+        return self.kind is CommandKind.READ
 
     @property
     def in_transaction(self) -> bool:
         session = self.kwargs.get("session")
         return bool(session is not None and session.in_transaction)
 
-    def run(self, client: MongoClient[Any]) -> Any:
-        """One attempt on ``client``: resolve the handle afresh, then call pymongo."""
+    def run(self, client: MongoClient[Any], seconds: float | None = None) -> Any:
+        """One attempt on ``client``: resolve the handle afresh, then call pymongo.
+
+        With ``seconds``, the call runs under ``pymongo.timeout(seconds)`` unless the write concern names a
+        ``wtimeout``: pymongo drops ``wtimeout`` under a client-side timeout (CSOT spec: drivers MUST NOT
+        send it with ``timeoutMS``), so such a write keeps the caller's ``wtimeout`` and pymongo's single
+        retry instead.
+        """
         session = self.kwargs.get("session")
         if session is not None and session.client is not client:
             raise StaleSessionError(
                 f"{self.operation} on {self.target.full_name}: the session belongs to a client the engine "
                 "has replaced; start a new session with engine.start_session()"
             )
-        return getattr(self.target.resolve(client), self.operation)(*self.args, **self.kwargs)
+        collection = self.target.resolve(client)
+        method = getattr(collection, self.operation)
+        if seconds is None or (not self.is_read and "wtimeout" in collection.write_concern.document):
+            return method(*self.args, **self.kwargs)
+        with pymongo.timeout(max(seconds, 0.001)):
+            return method(*self.args, **self.kwargs)
 
     def runs_without_primary(self, client: MongoClient[Any]) -> bool:
         """True for a read whose read preference accepts a secondary: it need not wait for a primary."""
@@ -316,7 +232,7 @@ class Command:
 
     def describe(self) -> str:
         """A short, credential-free description for messages and logs."""
-        return f"{self.operation} on {self.target.full_name} ({self.retry_class.value})"
+        return f"{self.operation} on {self.target.full_name} ({self.kind.value})"
 
     def __repr__(self) -> str:
         return f"<Command {self.describe()}>"
@@ -326,24 +242,30 @@ class Command:
 class FunctionCommand:
     """Any function of the client, run with the engine's retry policy (``Engine.run``).
 
-    For work that is not one collection call (schema reconciliation, an admin command): the caller
-    states the retry class, because only the caller knows whether its function is safe to run twice.
+    For work that is not one collection call (schema reconciliation, an admin command): the caller states the
+    retry class, because only the caller knows whether its function is safe to run twice.  The default is
+    NON_IDEMPOTENT_WRITE: such a function is never replayed once it may have applied.
     """
 
     description: str
     function: Callable[[MongoClient[Any]], Any]
-    retry_class: RetryClass = RetryClass.IDEMPOTENT_WRITE
-    client_timeout: bool = False
-    driver_retryable: bool = False
-    is_insert: ClassVar[bool] = False
+    retry_class: RetryClass = RetryClass.NON_IDEMPOTENT_WRITE
     in_transaction: ClassVar[bool] = False
+
+    @property
+    def kind(self) -> CommandKind:
+        return _function_kind(self.retry_class)
 
     @property
     def is_read(self) -> bool:
         return self.retry_class is RetryClass.READ
 
-    def run(self, client: MongoClient[Any]) -> Any:
-        return self.function(client)
+    def run(self, client: MongoClient[Any], seconds: float | None = None) -> Any:
+        """Run the function, under ``pymongo.timeout(seconds)`` when given (one deadline for all of it)."""
+        if seconds is None:
+            return self.function(client)
+        with pymongo.timeout(max(seconds, 0.001)):
+            return self.function(client)
 
     def runs_without_primary(self, client: MongoClient[Any]) -> bool:
         return False

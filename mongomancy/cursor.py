@@ -18,9 +18,9 @@ from pymongo.cursor import Cursor
 from pymongo.errors import PyMongoError
 
 from mongomancy._paths import MISSING, lookup_dotted
-from mongomancy.attempts import RetryRun
-from mongomancy.commands import CollectionTarget, Command, RetryClass
+from mongomancy.commands import CollectionTarget, Command
 from mongomancy.errors import CursorResumeError
+from mongomancy.retry import Attempts, CommandKind
 
 if TYPE_CHECKING:
     from mongomancy.engine import Engine
@@ -133,7 +133,7 @@ class ResumableCursor(Iterator[Any]):
         return self
 
     def __next__(self) -> Any:
-        run: RetryRun | None = None
+        retry: tuple[Command, Attempts, float] | None = None
         while True:
             if self._closed:
                 raise StopIteration
@@ -146,15 +146,15 @@ class ResumableCursor(Iterator[Any]):
                 with pymongo.timeout(self._engine.retry_policy.cursor_fetch_timeout):
                     document = next(self._cursor)
             except PyMongoError as error:
-                if run is None:
+                if retry is None:
                     try:
                         command = self._find_command()
                     except CursorResumeError as cannot:
                         cannot.cause = error
                         raise cannot from error
-                    run = RetryRun(self._engine, command, time.monotonic())
-                run.failed(error)
-                run.next_client()
+                    retry = (command, Attempts(), time.monotonic() + self._engine.retry_policy.budget)
+                command, attempts, deadline = retry
+                retry = (command, self._engine.recover(command, error, attempts, deadline), deadline)
                 self._drop_cursor()
                 self._resumes += 1 if self._last is not None else 0
                 continue
@@ -199,9 +199,7 @@ class ResumableCursor(Iterator[Any]):
             target=self._target,
             args=(),
             kwargs=kwargs,
-            retry_class=RetryClass.READ,
-            driver_retryable=True,
-            client_timeout=False,
+            kind=CommandKind.READ,
         )
 
     def _open(self) -> Cursor[Any]:

@@ -1,8 +1,9 @@
 """``Engine``: runs every command inline when the cluster is healthy, and carries it through failovers.
 
-The hot path is one attribute read (the supervisor's published ``TopologyState``), one ``pymongo.timeout``
-block and the pymongo call: no lock, no queue, no thread hop.  Everything else (classification, waiting
-in the bounded queue, backoff, the budget) lives on the slow path, which only failing commands take.
+The hot path is one attribute read (the supervisor's published ``TopologyState``), for writes one
+``pymongo.timeout`` block, and the pymongo call: no lock, no queue, no thread hop.  Everything else (the retry
+decision, waiting in the bounded queue, backoff, the budget) lives on the slow path, which only failing
+commands take.
 """
 
 from __future__ import annotations
@@ -11,33 +12,45 @@ import logging
 import os
 import threading
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import pymongo
-from pymongo import MongoClient
+from pymongo import MongoClient, _csot
 from pymongo.client_session import ClientSession
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import PyMongoError
 
 from mongomancy._redact import redact_text, redact_uri
-from mongomancy.attempts import RetryRun
 from mongomancy.commands import AnyCommand, CollectionLike, FunctionCommand, RetryClass, as_target
 from mongomancy.cursor import ResumableCursor
 from mongomancy.errors import (
     ConfigurationError,
     EngineDisposedError,
+    OutcomeUnknownError,
+    QueueFullError,
+    RetryBudgetExhaustedError,
     SupervisorError,
 )
 from mongomancy.events import TopologyChange
 from mongomancy.executor import Executor, ReconnectHook
-from mongomancy.retry import RetryPolicy
+from mongomancy.retry import (
+    Attempts,
+    CommandKind,
+    RetryPolicy,
+    Verdict,
+    at_deadline,
+    decide,
+    retryable_writes_unsupported,
+)
 from mongomancy.stats import Counters, EngineStats
 from mongomancy.supervisor import HookRegistry, Supervisor, TopologyEventListener, TopologyState
 from mongomancy.waitqueue import PrimaryWaitQueue
 
 T = TypeVar("T")
+
+_READ = CommandKind.READ
 
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 _SUPERVISOR_RESTART_LIMIT = 5
@@ -107,7 +120,8 @@ class Engine(Executor):
 
     # ------------------------------------------------------------------------------------- set-up
     def _with_defaults(self, options: dict[str, Any]) -> dict[str, Any]:
-        chosen = {key.lower() for key in options}
+        """The engine's defaults for options the caller set neither as keywords nor in the URI."""
+        chosen = {key.lower() for key in options} | _uri_option_names(self._client_args)
         defaults: dict[str, Any] = {"appname": "mongomancy"}
         budget_ms = int(self._policy.budget * 1000)
         if "serverselectiontimeoutms" not in chosen:
@@ -116,7 +130,10 @@ class Engine(Executor):
             defaults["serverSelectionTimeoutMS"] = budget_ms
         if not chosen & {"sockettimeoutms", "timeoutms"}:
             # pymongo waits for a reply forever by default: a blackholed server would hang a worker for good.
+            # Reads run without pymongo.timeout on the hot path, so this bounds their first attempt.
             defaults["socketTimeoutMS"] = budget_ms
+        if not chosen & {"connecttimeoutms", "timeoutms"} and budget_ms < 20_000:
+            defaults["connectTimeoutMS"] = budget_ms
         return {**defaults, **options}
 
     def _make_client(self, listener: TopologyEventListener) -> MongoClient[Any]:
@@ -228,56 +245,185 @@ class Engine(Executor):
 
     # ------------------------------------------------------------------------------------- execution
     def execute(self, command: AnyCommand) -> Any:
-        started = time.monotonic()
+        """Run ``command`` and return pymongo's result, or raise an honest error within the budget.
+
+        The hot path: a primary is known, so the attempt runs at once on the caller's thread.  Writes run
+        under ``pymongo.timeout(budget)`` (pymongo then owns their retries, with the same transaction number);
+        reads run without it (CSOT bookkeeping is a measurable cost) and are bounded by the client's own
+        timeouts, which the engine defaults to the budget.
+        """
         state = self._state
-        if state.writable and state.client is not None:
+        client = state.client
+        if state.writable and client is not None:
+            started = time.monotonic()
             try:
-                if command.client_timeout and self._policy.use_client_timeout and not command.in_transaction:
-                    with pymongo.timeout(self._policy.budget):
-                        result = command.run(state.client)
-                else:
-                    result = command.run(state.client)
+                result = command.run(client, None if command.kind is _READ else self._policy.budget)
             except PyMongoError as error:
                 return self._execute_slowly(command, started, error)
             self._counters.succeeded()
             return result
-        return self._execute_slowly(command, started, None)
+        return self._execute_slowly(command, time.monotonic(), None)
 
     def _execute_slowly(self, command: AnyCommand, started: float, error: PyMongoError | None) -> Any:
-        run = RetryRun(self, command, started)
+        """The one retry loop: ``retry.decide`` says what a failure means, this loop does the effects."""
+        deadline, limit_is_callers = _effective_deadline(started + self._policy.budget)
+        attempts = Attempts()
         try:
-            if error is not None:
-                landed = run.failed(error)
-                if landed is not None:
-                    return landed.result
             while True:
-                client = run.next_client()
+                if error is not None:
+                    attempts = self.recover(command, error, attempts, deadline, limit_is_callers)
+                client = self._usable_client(command, attempts, started, deadline, limit_is_callers)
                 try:
-                    with run.attempt_timeout():
-                        result = run.replay_command().run(client)
-                except PyMongoError as attempt_error:
-                    landed = run.failed(attempt_error)
-                    if landed is not None:
-                        return landed.result
-                else:
-                    self._counters.succeeded()
-                    return result
+                    result = command.run(client, deadline - time.monotonic())
+                except PyMongoError as failure:
+                    error = failure
+                    continue
+                self._counters.succeeded()
+                return result
         except BaseException:
             self._counters.failed()
             raise
+
+    def recover(
+        self,
+        command: AnyCommand,
+        error: PyMongoError,
+        attempts: Attempts,
+        deadline: float,
+        limit_is_callers: bool = False,
+    ) -> Attempts:
+        """After ``error`` ended an attempt of ``command``: raise, or back off and return the new attempts.
+
+        Public for the resumable cursor, which re-opens a query after a failed ``getMore`` the same way.
+        ``deadline`` is a ``time.monotonic()`` instant.
+        """
+        if command.in_transaction:
+            raise error  # pymongo's with_transaction owns the retries inside a transaction
+        if retryable_writes_unsupported(error):
+            self._disable_retryable_writes(error)
+        decision = decide(
+            self._kind_for(command),
+            error,
+            attempts,
+            deadline - time.monotonic(),
+            max_attempts=self._policy.max_attempts,
+            limit_is_callers=limit_is_callers,
+        )
+        verdict = decision.verdict
+        if verdict is Verdict.RAISE:
+            raise error
+        if verdict is Verdict.OUTCOME_UNKNOWN or verdict is Verdict.EXHAUSTED:
+            raise self._final_error(command, decision.attempts, verdict, deadline)
+        self._counters.retried(f"{type(error).__name__}:{decision.evidence.value}")
+        if verdict is Verdict.WAIT_FOR_PRIMARY:
+            self._supervisor.nudge()
+        # Back off, but wake at once when the supervisor publishes a topology change.
+        remaining = deadline - time.monotonic()
+        self._changed.wait(max(0.0, min(remaining, self._policy.backoff(decision.attempts.count))))
+        return decision.attempts
+
+    def _kind_for(self, command: AnyCommand) -> CommandKind:
+        """The command's kind, given the client: without retryable writes pymongo makes one attempt only."""
+        kind = command.kind
+        if kind is CommandKind.DRIVER_RETRIED_WRITE:
+            client = self._state.client
+            if client is not None and not client.options.retry_writes:
+                return CommandKind.WRITE
+        return kind
+
+    def _usable_client(
+        self,
+        command: AnyCommand,
+        attempts: Attempts,
+        started: float,
+        deadline: float,
+        limit_is_callers: bool,
+    ) -> MongoClient[Any]:
+        """Wait until the command can run (a primary, or a server its read preference accepts)."""
+        while True:
+            self._ensure_running()
+            state = self._state
+            client = state.client
+            if client is not None and (state.writable or command.runs_without_primary(client)):
+                return client
+            if time.monotonic() >= deadline:
+                verdict = at_deadline(attempts, limit_is_callers=limit_is_callers)
+                if verdict is Verdict.RAISE and attempts.last_error is not None:
+                    raise attempts.last_error
+                raise self._final_error(command, attempts, verdict, deadline, started=started)
+            try:
+                self._queue.wait(deadline)
+            except QueueFullError as full:
+                if not attempts.maybe_applied:
+                    raise
+                raise self._final_error(
+                    command, attempts, Verdict.OUTCOME_UNKNOWN, deadline, started=started
+                ) from full
+
+    def _final_error(
+        self,
+        command: AnyCommand,
+        attempts: Attempts,
+        verdict: Verdict,
+        deadline: float,
+        *,
+        started: float | None = None,
+    ) -> OutcomeUnknownError | RetryBudgetExhaustedError:
+        """The error that ends a command: it names the servers and carries the last error as its cause."""
+        addresses, topology_error = self._diagnosis()
+        cause = attempts.last_error or topology_error
+        where = f" (servers: {', '.join(addresses)})" if addresses else ""
+        why = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+        if verdict is Verdict.OUTCOME_UNKNOWN:
+            self._counters.bump("outcome_unknown")
+            return OutcomeUnknownError(
+                f"{command.describe()} failed after {attempts.count} attempt(s), at least one of which may "
+                f"have been applied; it was not replayed{where}{why}",
+                command=command,
+                cause=cause,
+                attempts=attempts.count,
+                addresses=addresses,
+            )
+        self._counters.bump("budget_exhausted")
+        elapsed = time.monotonic() - (started if started is not None else deadline - self._policy.budget)
+        reason = "no usable primary became available" if attempts.count == 0 else "nothing was applied"
+        return RetryBudgetExhaustedError(
+            f"{command.describe()} gave up after {attempts.count} attempt(s) in {elapsed:.2f} s, {reason}"
+            f"{where}{why}",
+            command=command,
+            cause=cause,
+            attempts=attempts.count,
+            elapsed=elapsed,
+            addresses=addresses,
+        )
+
+    def _diagnosis(self) -> tuple[tuple[str, ...], BaseException | None]:
+        """The servers the client knows and the last error one of them reported (for messages)."""
+        client = self._state.client
+        if client is None:
+            return (), None
+        addresses: list[str] = []
+        error: BaseException | None = None
+        for (host, port), description in client.topology_description.server_descriptions().items():
+            addresses.append(f"{host}:{port}")
+            if description.error is not None:
+                error = description.error
+        return tuple(addresses), error
 
     def run(
         self,
         description: str,
         function: Callable[[MongoClient[Any]], T],
         *,
-        retry_class: RetryClass = RetryClass.IDEMPOTENT_WRITE,
+        retry_class: RetryClass = RetryClass.NON_IDEMPOTENT_WRITE,
     ) -> T:
         """Run ``function(client)`` with the retry policy, waiting for a primary like any command.
 
-        ``retry_class`` is your promise about ``function``: IDEMPOTENT_WRITE (or READ) lets the engine
-        replay it after an ambiguous failure; NON_IDEMPOTENT_WRITE makes such a failure an
-        ``OutcomeUnknownError`` instead.
+        ``retry_class`` is your promise about ``function``.  The default, NON_IDEMPOTENT_WRITE, never replays
+        it once it may have applied (an ambiguous failure raises ``OutcomeUnknownError``): an error in its
+        last operation says nothing about the earlier ones.  IDEMPOTENT_WRITE or READ let the engine run it
+        again.
+        Its operations all run under one ``pymongo.timeout`` (the time left in the budget).
         """
         result: T = self.execute(FunctionCommand(description, function, retry_class))
         return result
@@ -397,6 +543,25 @@ class Engine(Executor):
             self._failure = failure
         self._queue.shut(failure)
         self._publish(TopologyState(client=None, generation=self._state.generation))
+
+
+def _effective_deadline(budget_deadline: float) -> tuple[float, bool]:
+    """The sooner of the budget's deadline and an enclosing ``pymongo.timeout`` the caller set, and whether
+    it is the caller's.  pymongo keeps that deadline in a context variable with no public getter."""
+    if _csot.get_timeout() is None:
+        return budget_deadline, False
+    callers = _csot.get_deadline()
+    if callers < budget_deadline:
+        return callers, True
+    return budget_deadline, False
+
+
+def _uri_option_names(client_args: tuple[Any, ...]) -> set[str]:
+    """The (lower-cased) option names in a connection string's query: they beat the engine's defaults."""
+    if not client_args or not isinstance(client_args[0], str) or "?" not in client_args[0]:
+        return set()
+    query = client_args[0].split("?", 1)[1]
+    return {name.lower() for name in urllib.parse.parse_qs(query, keep_blank_values=True)}
 
 
 def _client_arguments(host: str | None, port: int | None, uri: str | None) -> tuple[tuple[Any, ...], str]:

@@ -23,7 +23,8 @@ class EngineDisposedError(MongomancyError):
 
 
 class QueueFullError(MongomancyError):
-    """No primary is known and the engine's waiting queue is full: the command was not run at all."""
+    """No primary is known and the engine's waiting queue is full: the command was never sent (a command that
+    may already have been applied gets ``OutcomeUnknownError`` instead)."""
 
     def __init__(self, message: str, *, capacity: int) -> None:
         super().__init__(message)
@@ -35,26 +36,49 @@ class SupervisorError(MongomancyError):
 
 
 class CommandError(MongomancyError):
-    """Base of the errors about one command: carries the command and the driver error behind it."""
+    """Base of the errors about one command: carries the command, the driver error behind it (also as
+    ``__cause__``) and the addresses of the servers involved, so the message says where and why."""
 
-    def __init__(self, message: str, *, command: Any, cause: BaseException | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: Any,
+        cause: BaseException | None = None,
+        addresses: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.command = command
         self.cause = cause
+        self.addresses = addresses
         if cause is not None:
             self.__cause__ = cause
 
 
 class OutcomeUnknownError(CommandError):
-    """A non-idempotent write failed in a way that leaves its outcome unknown; it was not replayed.
+    """A write failed after an attempt that may have been applied; it was not replayed.
 
-    It may or may not have been applied.  Replaying it could apply it twice (an ``$inc`` counted twice,
-    a document inserted twice), so mongomancy hands the decision to the caller instead.
+    It may or may not have been applied.  Replaying it could apply it twice (an ``$inc`` counted twice, a
+    document inserted twice, a job claimed by nobody), so mongomancy hands the decision to the caller: read
+    the data back, or make the write safe to repeat.  ``attempts`` counts the attempts made.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: Any,
+        cause: BaseException | None,
+        attempts: int = 1,
+        addresses: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, command=command, cause=cause, addresses=addresses)
+        self.attempts = attempts
 
 
 class RetryBudgetExhaustedError(CommandError):
-    """The retry policy's time budget or attempt limit ran out; the last driver error is the cause."""
+    """Time or the attempt limit ran out and no attempt may have been applied (nothing was changed); the
+    last driver error, or the topology's last error when no attempt could be made, is the cause."""
 
     def __init__(
         self,
@@ -64,8 +88,9 @@ class RetryBudgetExhaustedError(CommandError):
         cause: BaseException | None,
         attempts: int,
         elapsed: float,
+        addresses: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(message, command=command, cause=cause)
+        super().__init__(message, command=command, cause=cause, addresses=addresses)
         self.attempts = attempts
         self.elapsed = elapsed
 

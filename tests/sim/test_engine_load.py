@@ -1,8 +1,9 @@
 """16 worker threads, mixed reads and writes, while the primary is stepped down 5 times.
 
 Elections of 0 s and 2 s, with refusals (the old primary answers NotWritablePrimary) and hang-ups (it closes
-its connections mid-command).  Nothing may reach a worker, nothing may be lost or applied twice, and the
-hooks must run exactly once per primary change.
+its connections mid-command).  Nothing but an honest ``OutcomeUnknownError`` (a write the server cannot retry,
+cut off after sending) may reach a worker, nothing may be lost or applied twice, and the hooks must run
+exactly once per primary change.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Worker(threading.Thread):
         self.acked_incs: Counter[int] = Counter()
         self.unknown_incs: Counter[int] = Counter()
         self.errors: list[BaseException] = []
+        self.unknown_multi_updates = 0
         self.operations = 0
 
     def run(self) -> None:
@@ -60,7 +62,10 @@ class Worker(threading.Thread):
                 elif kind == 2:
                     self.engine.find_one(things, {"worker": self.index})
                 else:
-                    self.engine.update_many(things, {"worker": self.index}, {"$set": {"touched": step}})
+                    try:
+                        self.engine.update_many(things, {"worker": self.index}, {"$set": {"touched": step}})
+                    except OutcomeUnknownError:
+                        self.unknown_multi_updates += 1  # the server cannot retry it: reported, not replayed
                 self.operations += 1
         except BaseException as error:  # collected: the assertion below names it
             self.errors.append(error)

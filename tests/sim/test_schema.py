@@ -19,7 +19,6 @@ from mongomancy import (
     ChangeKind,
     Collection,
     CollectionDefinition,
-    Command,
     ConfigurationError,
     Database,
     Engine,
@@ -28,6 +27,7 @@ from mongomancy import (
     TopologyChange,
     UnknownCollectionError,
 )
+from mongomancy.commands import Command
 from mongomancy.testing import SimulatedReplicaSet, wait_for
 
 THINGS = CollectionDefinition(name="things", indices=[Index(fields={"kind": 1})])
