@@ -6,7 +6,6 @@ import random
 
 import pytest
 from pymongo import errors
-
 from pymongo.helpers_shared import _check_command_response, _check_write_command_response
 
 from mongomancy.errors import ConfigurationError
@@ -132,7 +131,7 @@ TABLE = [
     (DRIVER, errors.ServerSelectionTimeoutError("no primary"), 5.0, WAIT, "pymongo proves nothing was sent"),
     (DRIVER, errors.ServerSelectionTimeoutError("no primary"), 0.0, EXHAUSTED, "nothing sent, no time left"),
     (DRIVER, reply(91, ["RetryableWriteError", "NoWritesPerformed"]), 5.0, WAIT, "NoWritesPerformed"),
-    (DRIVER, errors.WaitQueueTimeoutError("pool"), 5.0, UNKNOWN, "a retry's checkout may follow an applied try"),
+    (DRIVER, errors.WaitQueueTimeoutError("pool"), 5.0, UNKNOWN, "checkout after an applied try"),
     (DRIVER, DUP_WITH_KEY, 5.0, RAISE, "duplicate key with keyPattern: the server's answer"),
     (DRIVER, DUP_WITHOUT_KEY, 5.0, RAISE, "duplicate key without keyPattern: still the server's answer"),
     (DRIVER, write_reply([{"index": 0, "code": 121, "errmsg": "invalid"}]), 5.0, RAISE, "validation"),
@@ -156,7 +155,7 @@ TABLE = [
     (WRITE, errors.WaitQueueTimeoutError("pool"), 5.0, RETRY, "no connection checked out: never sent"),
     (WRITE, errors.InvalidOperation("Cannot use MongoClient after close"), 5.0, RETRY, "closed client"),
     (WRITE, errors.AutoReconnect("connection reset"), 5.0, UNKNOWN, "sent, then the connection broke"),
-    (WRITE, bulk_error(0, 3, [{"index": 3, "code": 10107}]), 5.0, RAISE, "writeErrors 10107 after 3 modified"),
+    (WRITE, bulk_error(0, 3, [{"index": 3, "code": 10107}]), 5.0, RAISE, "writeErrors 10107, 3 modified"),
     (WRITE, bulk_error(0, 0, [], [{"code": 64}]), 5.0, RAISE, "write concern error in a bulk: as pymongo"),
     (WRITE, write_reply([{"index": 0, "code": 10107, "errmsg": "x"}]), 5.0, UNKNOWN, "10107 not top-level"),
     # ---- reads: retried within the budget, except the caller's own limit
@@ -176,7 +175,7 @@ TABLE = [
     (IDEM, errors.ServerSelectionTimeoutError("none"), 0.0, EXHAUSTED, "never sent"),
     # ---- Engine.run functions not declared idempotent: no error proves their earlier operations unapplied
     (FUNCTION, reply(10107), 5.0, UNKNOWN, "refusal of its last operation only"),
-    (FUNCTION, errors.ServerSelectionTimeoutError("none"), 5.0, UNKNOWN, "its earlier operations may have run"),
+    (FUNCTION, errors.ServerSelectionTimeoutError("none"), 5.0, UNKNOWN, "earlier operations may have run"),
     (FUNCTION, DUP_WITH_KEY, 5.0, RAISE, "the server's answer"),
 ]
 
