@@ -151,6 +151,10 @@ class Engine(Executor):
             defaults["socketTimeoutMS"] = budget_ms
         if not chosen & {"connecttimeoutms", "timeoutms"} and budget_ms < 20_000:
             defaults["connectTimeoutMS"] = budget_ms
+        if "retryreads" not in chosen:
+            # mongomancy owns the retries of reads (within the budget): pymongo's own extra attempt of a
+            # hot-path read, which runs without pymongo.timeout, would double its worst case.
+            defaults["retryReads"] = False
         return {**defaults, **options}
 
     def _make_client(self, listener: TopologyEventListener) -> MongoClient[Any]:
