@@ -81,9 +81,9 @@ def after_clause(key: str, value: Any, direction: int) -> dict[str, Any] | None:
     beyond = [b for b in Bracket if (b > bracket if direction == 1 else b < bracket)]
     if Bracket.NULL in beyond:
         pieces.append({key: {"$eq": None}})
-    aliases = [alias for b in beyond if b is not Bracket.NULL for alias in TYPE_ALIASES[b]]
-    if aliases:
-        pieces.append({key: {"$type": aliases}})
+    # One ``$type`` clause per alias: equivalent to the array form, which not every server-compatible
+    # backend accepts (the simulator's backend does not).
+    pieces.extend({key: {"$type": alias}} for b in beyond if b is not Bracket.NULL for alias in _aliases(b))
     if not pieces:
         return None
     return pieces[0] if len(pieces) == 1 else {"$or": pieces}
@@ -123,6 +123,10 @@ def after_filter(
     if not alternatives:
         return {unique_key: {"$in": []}}  # nothing sorts after the boundary: match no document
     return alternatives[0] if len(alternatives) == 1 else {"$or": alternatives}
+
+
+def _aliases(bracket: Bracket) -> tuple[str, ...]:
+    return ("number",) if bracket is Bracket.NUMBER else TYPE_ALIASES[bracket]
 
 
 def _all_of(clauses: list[dict[str, Any]]) -> dict[str, Any]:

@@ -374,6 +374,7 @@ class Member:
                 lsid=lsid_uuid(lsid) if isinstance(lsid, Mapping) else None,
                 txn_number=int(txn) if txn is not None else None,
                 error_code=code,
+                body=body,
             )
         )
 

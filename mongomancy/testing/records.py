@@ -72,6 +72,8 @@ class CommandRecord:
     error_code: int | None = None
     #: ``time.monotonic()`` when the member finished with the command.
     at: float = attrs.field(factory=time.monotonic)
+    #: The command document as the member received it (to check e.g. the sort or ``maxTimeMS`` sent).
+    body: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
 
 class RecordLog:

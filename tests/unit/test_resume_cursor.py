@@ -1,0 +1,147 @@
+"""What a resumable cursor sends and how it would resume, decided without a server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pymongo.errors import InvalidOperation
+
+from mongomancy.cursor import ResumableCursor, uses_server_order
+from mongomancy.fetch_keys import plan_fetch, strip_paths
+
+
+class _Target:
+    full_name = "db.things"
+
+    def resolve(self, client: Any) -> Any:
+        raise AssertionError("no server in unit tests")
+
+
+def _cursor(*args: Any, **kwargs: Any) -> ResumableCursor:
+    return ResumableCursor(None, _Target(), *args, **kwargs)  # type: ignore[arg-type]
+
+
+def _sent(cursor: ResumableCursor) -> dict[str, Any]:
+    return dict(cursor._command(None, 0).kwargs)
+
+
+# ------------------------------------------------------------------------------------- the query sent
+def test_the_callers_sort_goes_out_unchanged_and_nothing_else_is_added():
+    cursor = _cursor({"ts": {"$gt": 5}}, sort=[("ts", 1)], batch_size=10)
+    assert _sent(cursor) == {
+        "filter": {"ts": {"$gt": 5}},
+        "projection": None,
+        "sort": [("ts", 1)],
+        "batch_size": 10,
+    }
+
+
+def test_an_unsorted_query_is_sorted_by_id_unless_resumable_is_false():
+    assert _sent(_cursor({}))["sort"] == [("_id", 1)]
+    assert "sort" not in _sent(_cursor({}, resumable=False))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"loc": {"$near": [0, 0]}},
+        {
+            "$and": [
+                {"a": 1},
+                {"loc": {"$nearSphere": {"$geometry": {"type": "Point", "coordinates": [0, 0]}}}},
+            ]
+        },
+        {"$text": {"$search": "coffee"}},
+    ],
+)
+def test_geo_and_text_queries_get_no_added_sort_and_say_why_they_cannot_resume(query):
+    cursor = _cursor(query)
+    assert "sort" not in _sent(cursor)
+    refusal = cursor._plan().refusal
+    assert refusal is not None and ("distance order" in refusal or "score order" in refusal)
+
+
+def test_a_text_score_sort_is_sent_and_cannot_resume():
+    cursor = _cursor({"$text": {"$search": "x"}}, sort=[("score", {"$meta": "textScore"})])
+    assert _sent(cursor)["sort"] == [("score", {"$meta": "textScore"})]
+    assert "score order" in (cursor._plan().refusal or "")
+
+
+def test_a_sort_without_id_needs_ties_and_fetches_the_id():
+    plan = _cursor({}, {"_id": 0, "name": 1}, sort=[("rank", -1)])._plan()
+    assert plan.keys == (("rank", -1),) and plan.needs_ties
+    assert plan.fetch.projection == {"name": 1, "rank": True}
+    assert plan.fetch.strip == ("rank", "_id")
+
+
+def test_a_sort_through_id_is_total_and_stops_at_id():
+    plan = _cursor({}, sort=[("a", 1), ("_id", -1), ("b", 1)])._plan()
+    assert plan.keys == (("a", 1), ("_id", -1)) and not plan.needs_ties
+
+
+def test_options_cannot_change_after_iteration_started_as_in_pymongo():
+    cursor = _cursor({})
+    cursor._current_plan()
+    with pytest.raises(InvalidOperation):
+        cursor.sort("a")
+    with pytest.raises(InvalidOperation):
+        cursor.hint("a_1")
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(TypeError, match="filter must be a mapping"):
+        _cursor([("a", 1)])
+    with pytest.raises(TypeError, match="skip must be an int >= 0"):
+        _cursor({}, skip=-1)
+    with pytest.raises(TypeError, match="max_ties must be an int >= 1"):
+        _cursor({}, max_ties=0)
+
+
+def test_server_ordered_operators_are_found_anywhere():
+    assert uses_server_order({"$or": [{"a": 1}, {"b": {"$near": [1, 2]}}]}) == "$near"
+    assert uses_server_order({"a": {"$geoWithin": {}}}) is None
+
+
+# ------------------------------------------------------------------------------------- fetch and strip
+@pytest.mark.parametrize(
+    ("projection", "needed", "sent", "strip"),
+    [
+        (None, ["a"], None, ()),
+        ({"x": 1}, ["a"], {"x": 1, "a": True}, ("a",)),
+        (["x"], ["a.b"], {"x": True, "a.b": True}, ("a",)),
+        ({"a.c": 1}, ["a.b"], {"a.c": 1, "a.b": True}, ("a.b",)),
+        ({"a.c": 1}, ["a.b.d"], {"a.c": 1, "a.b.d": True}, ("a.b",)),
+        ({"a": 1}, ["a.b"], {"a": 1}, ()),
+        ({"_id": 0, "x": 1}, ["_id"], {"x": 1}, ("_id",)),
+        ({"_id": 0}, ["_id", "a"], None, ("_id",)),
+        ({"a": 0, "z": 0}, ["a.b"], {"z": 0}, ("a",)),
+        ({"a.b.c": 0}, ["a.b"], None, ("a.b.c",)),
+        ({}, ["a"], {"_id": True, "a": True}, ("a",)),
+    ],
+)
+def test_a_projection_is_widened_by_exactly_the_keys_it_drops(projection, needed, sent, strip):
+    plan = plan_fetch(projection, needed)
+    assert plan.blocker is None
+    assert plan.projection == sent
+    assert plan.strip == strip
+
+
+@pytest.mark.parametrize(
+    ("projection", "reason"),
+    [
+        ({"a": {"$slice": 2}}, "reshapes"),
+        ({"a.$": 1, "x": 1}, "reshapes"),
+        ({"a.b.c": 1}, "only part"),
+    ],
+)
+def test_a_projection_that_reshapes_a_sort_key_blocks_the_resume(projection, reason):
+    plan = plan_fetch(projection, ["a.b"] if reason == "only part" else ["a"])
+    assert plan.blocker is not None and reason in plan.blocker
+    assert plan.strip == ()
+
+
+def test_stripping_restores_what_the_callers_projection_returns():
+    document = {"_id": 1, "x": 1, "a": {"b": 2, "c": 3}, "l": [{"b": 1, "c": 1}, {"c": 2}, 5]}
+    strip_paths(document, ["_id", "a.b", "l.b"])
+    assert document == {"x": 1, "a": {"c": 3}, "l": [{"c": 1}, {"c": 2}, 5]}
