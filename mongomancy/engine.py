@@ -22,6 +22,7 @@ from pymongo.client_session import ClientSession
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import PyMongoError
 
+from mongomancy._forking import renew_after_fork
 from mongomancy._redact import redact_text, redact_uri
 from mongomancy.commands import AnyCommand, CollectionLike, FunctionCommand, RetryClass, as_target
 from mongomancy.cursor import ResumableCursor
@@ -34,7 +35,8 @@ from mongomancy.errors import (
     SupervisorError,
 )
 from mongomancy.events import TopologyChange
-from mongomancy.executor import Executor, ReconnectHook
+from mongomancy.executor import Executor
+from mongomancy.fatal import Identity
 from mongomancy.retry import (
     Attempts,
     CommandKind,
@@ -45,7 +47,14 @@ from mongomancy.retry import (
     retryable_writes_unsupported,
 )
 from mongomancy.stats import Counters, EngineStats
-from mongomancy.supervisor import HookRegistry, Supervisor, TopologyEventListener, TopologyState
+from mongomancy.supervisor import (
+    AnyHook,
+    HookRegistry,
+    RegisteredHook,
+    Supervisor,
+    TopologyEventListener,
+    TopologyState,
+)
 from mongomancy.waitqueue import PrimaryWaitQueue
 
 T = TypeVar("T")
@@ -61,8 +70,11 @@ class Engine(Executor):
     """Owns a ``MongoClient`` (through its supervisor thread) and executes commands with a retry policy.
 
     ``Engine("localhost", 27017)``, ``Engine(uri="mongodb://h1,h2,h3/?replicaSet=rs0")`` or
-    ``Engine("mongodb://...")``; any other keyword goes to ``MongoClient`` unchanged.  No credentials are
-    assumed: give them in the URI or as ``username``/``password``.
+    ``Engine("mongodb://...")``; with neither host nor URI, ``$MONGODB_URI`` when it is set (as
+    ``mongomancy-ping`` and ``watch`` do), else ``localhost:27017``.  Any other keyword goes to
+    ``MongoClient`` unchanged.  No credentials are assumed: give them in the URI or as
+    ``username``/``password``.  Credentials the server refuses (and other configuration errors no wait can
+    cure) raise :class:`~mongomancy.errors.FatalConfigurationError` at once.
 
     ``replace_client_on_failover`` (default False): the original mongomancy built a new client at every
     primary switch.  pymongo already re-discovers the new primary on its existing client, and a new client
@@ -86,6 +98,8 @@ class Engine(Executor):
         slow_hook_seconds: float = 1.0,
         **client_options: Any,
     ) -> None:
+        if host is None and port is None and uri is None:
+            uri = os.environ.get("MONGODB_URI") or None
         self._client_args, self._display_target = _client_arguments(host, port, uri)
         if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
             raise ConfigurationError(f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}")
@@ -104,13 +118,16 @@ class Engine(Executor):
         self._slow_hook_seconds = slow_hook_seconds
         self._client_options = self._with_defaults(client_options)
         self._secrets = tuple(str(v) for k, v in client_options.items() if k.lower() == "password")
+        self._identity = Identity.from_client_arguments(self._client_args, client_options)
 
         self._hooks = HookRegistry()
         self._counters = Counters()
         # Guards the lifecycle only (start, dispose, fork, supervisor restart): never taken on the hot path.
         self._lifecycle = threading.Lock()
+        renew_after_fork(self, "_lifecycle")
         self._disposed = False
-        self._failure: SupervisorError | None = None
+        #: Why the engine refuses work after its supervisor died for good (message, last crash).
+        self._failure: tuple[str, BaseException] | None = None
         self._restarts: list[float] = []
         self._changed = threading.Event()
         self._state = TopologyState(client=None, generation=0)
@@ -134,6 +151,10 @@ class Engine(Executor):
             defaults["socketTimeoutMS"] = budget_ms
         if not chosen & {"connecttimeoutms", "timeoutms"} and budget_ms < 20_000:
             defaults["connectTimeoutMS"] = budget_ms
+        if "retryreads" not in chosen:
+            # mongomancy owns the retries of reads (within the budget): pymongo's own extra attempt of a
+            # hot-path read, which runs without pymongo.timeout, would double its worst case.
+            defaults["retryReads"] = False
         return {**defaults, **options}
 
     def _make_client(self, listener: TopologyEventListener) -> MongoClient[Any]:
@@ -147,7 +168,7 @@ class Engine(Executor):
                 f"invalid MongoClient option for {self._display_target}: {message}"
             ) from None
 
-    def _start(self) -> None:
+    def _start(self, generation: int = 1, announce_client: bool = False) -> None:
         self._pid = os.getpid()
         self._queue = PrimaryWaitQueue(self._queue_capacity)
         self._supervisor = Supervisor(
@@ -164,6 +185,10 @@ class Engine(Executor):
             probe_timeout=self._probe_timeout,
             slow_hook_seconds=self._slow_hook_seconds,
             replace_client_on_failover=self._replace_on_failover,
+            identity=self._identity,
+            secrets=self._secrets,
+            generation=generation,
+            announce_client=announce_client,
         )
         self._supervisor.start()
 
@@ -219,22 +244,25 @@ class Engine(Executor):
         )
 
     # ------------------------------------------------------------------------------------- hooks
-    def register_hook(self, hook: ReconnectHook) -> ReconnectHook:
+    def register_hook(self, hook: AnyHook) -> AnyHook:
         """Call ``hook(engine, change)`` on the supervisor thread, once per change (usable as a decorator).
 
+        A hook that takes one positional argument is called as ``hook(engine)``, as the seed's hooks are;
+        that is decided here, once, from its signature (a hook that fits neither raises ``TypeError`` now).
         Hooks run before queued commands are released, so a hook must not itself run a command that needs
-        a primary: it would wait for the very release it is holding up (until the budget runs out).
+        a primary: it would wait for the very release it is holding up (until the budget runs out).  A
+        hook may call :meth:`reconnect`: the new client is made after the hooks return.
         """
-        self._hooks.hooks.add(hook)
+        self._hooks.hooks.add(RegisteredHook.adapt(hook))
         return hook
 
     @property
-    def hooks(self) -> tuple[ReconnectHook, ...]:
+    def hooks(self) -> tuple[AnyHook, ...]:
         """The registered hooks, in the order they run."""
-        return self._hooks.hooks.callbacks
+        return tuple(registered.original for registered in self._hooks.hooks.callbacks)
 
-    def unregister_hook(self, hook: ReconnectHook) -> None:
-        self._hooks.hooks.remove(hook)
+    def unregister_hook(self, hook: AnyHook) -> None:
+        self._hooks.hooks.remove(RegisteredHook(hook, hook))
 
     def add_topology_observer(self, observer: Callable[[TopologyChange], None]) -> None:
         """Call ``observer(change)`` for every change, member changes included (``mongomancy watch``)."""
@@ -297,6 +325,9 @@ class Engine(Executor):
         Public for the resumable cursor, which re-opens a query after a failed ``getMore`` the same way.
         ``deadline`` is a ``time.monotonic()`` instant.
         """
+        fatal = self._supervisor.fatal_error(error)  # incurable (credentials, TLS...): raise it at once
+        if fatal is not None:
+            raise fatal
         if command.in_transaction:
             raise error  # pymongo's with_transaction owns the retries inside a transaction
         if retryable_writes_unsupported(error):
@@ -448,7 +479,11 @@ class Engine(Executor):
 
     # ------------------------------------------------------------------------------------- lifecycle
     def reconnect(self) -> None:
-        """Replace the client once, however many threads ask at the same moment; run the hooks."""
+        """Replace the client once, however many threads ask at the same moment; run the hooks.
+
+        From a hook it returns at once and the replacement follows when the hooks of the current change
+        have returned (a hook cannot wait for the thread it runs on).
+        """
         self._ensure_running()
         self._supervisor.request_replacement(self._state.generation, timeout=self._policy.budget)
 
@@ -459,7 +494,7 @@ class Engine(Executor):
                 return
             self._disposed = True
         self._queue.shut(
-            EngineDisposedError("the engine was disposed while this command waited for a primary")
+            lambda: EngineDisposedError("the engine was disposed while this command waited for a primary")
         )
         try:
             if self._pid == os.getpid():
@@ -489,21 +524,32 @@ class Engine(Executor):
         if self._disposed:
             raise EngineDisposedError("the engine has been disposed")
         if self._failure is not None:
-            raise self._failure
+            raise self._failure_error()
         if self._pid != os.getpid():
             with self._lifecycle:
                 if self._pid != os.getpid():
+                    generation = self._supervisor.state.generation
                     self._supervisor.abandon_after_fork()
-                    self._start()
+                    # The hooks hear of the child's client (CLIENT_REPLACED) before any command runs on it.
+                    self._start(generation=generation + 1, announce_client=True)
                     self._logger.info("forked child %d: new client and supervisor", self._pid)
 
+    def _failure_error(self) -> SupervisorError:
+        """A fresh error per call: one instance raised again and again would grow its traceback for ever."""
+        assert self._failure is not None
+        message, crash = self._failure
+        error = SupervisorError(message)
+        error.__cause__ = crash
+        return error
+
     def _after_fork_in_child(self) -> None:
-        """Runs in a forked child: parent threads are gone and locks may be held; start afresh lazily."""
-        self._lifecycle = threading.Lock()
+        """Runs in a forked child: parent threads are gone and locks may be held; start afresh lazily.
+
+        Locks registered with ``renew_after_fork`` (the engine's, its counters', its hook lists', a
+        Database's) are already fresh; the supervisor and its queue are made anew on first use.
+        """
         self._changed = threading.Event()
-        self._counters.after_fork()
-        self._hooks.after_fork()
-        self._state = TopologyState(client=None, generation=0)
+        self._state = TopologyState(client=None, generation=self._state.generation)
 
     def _disable_retryable_writes(self, error: PyMongoError) -> None:
         """The server does not support retryable writes: use a client without them (once), not fail.
@@ -535,13 +581,12 @@ class Engine(Executor):
                 self._logger.error("restarting the supervisor after: %r", crash)
                 self._supervisor.start()
                 return
-            failure = SupervisorError(
+            self._failure = (
                 f"the supervisor died {_SUPERVISOR_RESTART_LIMIT} times within "
-                f"{_SUPERVISOR_RESTART_WINDOW:.0f} s; the engine refuses work (last crash: {crash!r})"
+                f"{_SUPERVISOR_RESTART_WINDOW:.0f} s; the engine refuses work (last crash: {crash!r})",
+                crash,
             )
-            failure.__cause__ = crash
-            self._failure = failure
-        self._queue.shut(failure)
+        self._queue.shut(self._failure_error)
         self._publish(TopologyState(client=None, generation=self._state.generation))
 
 

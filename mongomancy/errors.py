@@ -35,6 +35,34 @@ class SupervisorError(MongomancyError):
     """The supervisor thread died and could not be restarted; the engine refuses work rather than hang."""
 
 
+class FatalConfigurationError(MongomancyError):
+    """A configuration error no wait can cure: the credentials were refused, the TLS handshake or the
+    server's certificate failed, no member belongs to the named replica set, or the server's wire version is
+    one this pymongo does not support.
+
+    Raised at once (never retried, never waited out); commands waiting for a primary are woken with it.  The
+    message names the address(es), the user and the mechanism (never the password); the server's or the
+    driver's error is ``__cause__``.  ``reason`` is ``"authentication"``, ``"tls"``, ``"replica_set_name"`` or
+    ``"wire_version"``.  The engine keeps checking: once the condition clears (a password rotated on the
+    server, a certificate renewed) commands work again without a restart.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        addresses: tuple[str, ...] = (),
+        user: str | None = None,
+        mechanism: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.addresses = addresses
+        self.user = user
+        self.mechanism = mechanism
+
+
 class CommandError(MongomancyError):
     """Base of the errors about one command: carries the command, the driver error behind it (also as
     ``__cause__``) and the addresses of the servers involved, so the message says where and why."""

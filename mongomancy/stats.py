@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import collections
 import threading
+import weakref
 from collections.abc import Mapping
 from types import MappingProxyType
 
 import attrs
+
+from mongomancy._forking import renew_after_fork
 
 
 @attrs.frozen
@@ -28,6 +31,8 @@ class EngineStats:
     hook_failures: int
     heartbeat_failures: int
     supervisor_restarts: int
+    #: Configuration errors no wait can cure (authentication, TLS, replica-set name, wire version) declared.
+    fatal_errors: int
     current_primary: str | None
     writable: bool
     topology_type: str
@@ -36,17 +41,31 @@ class EngineStats:
     queue_capacity: int
 
 
+class _ThreadEnd:
+    """Lives in one thread's local storage; when the thread ends it is freed and retires the thread's cell."""
+
+    __slots__ = ("__weakref__",)
+
+
 class PerThreadCount:
     """A counter the hot path bumps without any lock: each thread counts in a cell of its own.
 
     Only the owning thread ever writes its cell, so the increment needs no lock; a reader sums the cells
     (reading an int is atomic).  The lock guards the list of cells, taken once per thread, not per call.
+
+    Cells do not outlive their threads: a marker in the thread's local storage is freed when the thread ends,
+    and its finaliser queues the cell for retirement (a lock-free append, since a finaliser may run on any
+    thread at any moment, even one holding the lock); the next reader or new thread folds retired cells
+    into one total.  So 5,000 short-lived threads leave a handful of cells, not 5,000.
     """
 
     def __init__(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self._cells: list[list[int]] = []
+        self._retiring: collections.deque[list[int]] = collections.deque()
+        self._retired_total = 0
 
     def add(self) -> None:
         try:
@@ -57,17 +76,33 @@ class PerThreadCount:
 
     def _new_cell(self) -> list[int]:
         cell = [0]
+        end = _ThreadEnd()
+        weakref.finalize(end, self._retiring.append, cell)
         with self._lock:
+            self._fold_retired()
             self._cells.append(cell)
         self._local.cell = cell
+        self._local.end = end
         return cell
+
+    def _fold_retired(self) -> None:
+        """Move the cells of ended threads into the running total (call with the lock held)."""
+        while self._retiring:
+            cell = self._retiring.popleft()
+            self._retired_total += cell[0]
+            self._cells.remove(cell)
 
     def value(self) -> int:
         with self._lock:
-            return sum(cell[0] for cell in self._cells)
+            self._fold_retired()
+            return self._retired_total + sum(cell[0] for cell in self._cells)
 
-    def after_fork(self) -> None:
-        self._lock = threading.Lock()
+    @property
+    def live_cells(self) -> int:
+        """Cells of threads still running (or ended but not yet folded): bounded by the live threads."""
+        with self._lock:
+            self._fold_retired()
+            return len(self._cells)
 
 
 class Counters:
@@ -85,18 +120,20 @@ class Counters:
         "hook_failures",
         "heartbeat_failures",
         "supervisor_restarts",
+        "fatal_errors",
     )
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")
         self._succeeded = PerThreadCount()
         self._counts = dict.fromkeys(self._FIELDS, 0)
         self._retries_by_cause: collections.Counter[str] = collections.Counter()
 
-    def after_fork(self) -> None:
-        """In a forked child: the parent may have held a lock at fork time; fresh ones are free."""
-        self._lock = threading.Lock()
-        self._succeeded.after_fork()
+    @property
+    def live_success_cells(self) -> int:
+        """Per-thread success cells currently kept (bounded by the threads alive, not by all that ran)."""
+        return self._succeeded.live_cells
 
     def bump(self, name: str, amount: int = 1) -> None:
         with self._lock:

@@ -3,7 +3,11 @@
 Why a queue of our own rather than pymongo's server selection wait: it is bounded (a full queue is an
 immediate, clear error instead of an ever-growing pile of blocked threads), observable (its length is in
 ``engine.stats()``), releases waiters in arrival order the moment the supervisor announces a primary, and
-wakes every waiter with a clear error when the engine is disposed.
+wakes every waiter with a clear error when the engine is disposed or meets a configuration error no wait
+can cure (then newcomers are refused at once until the supervisor sees it clear).
+
+Errors are made by a factory, one fresh exception per waiter: raising one instance again and again would
+grow its traceback for ever.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 
 from mongomancy.errors import MongomancyError, QueueFullError
+
+ErrorFactory = Callable[[], MongomancyError]
 
 
 class _Waiter:
@@ -31,8 +38,11 @@ class PrimaryWaitQueue:
         self._lock = threading.Lock()
         self._waiters: collections.deque[_Waiter] = collections.deque()
         self._open = False
-        self._final_error: MongomancyError | None = None
+        self._final_error: ErrorFactory | None = None
+        self._fatal_error: ErrorFactory | None = None
         self._high_water = 0
+        #: When the queue last went from empty to non-empty (monotonic); None while nobody waits.
+        self._waiting_since: float | None = None
 
     @property
     def capacity(self) -> int:
@@ -42,6 +52,11 @@ class PrimaryWaitQueue:
         return len(self._waiters)
 
     @property
+    def waiting_since(self) -> float | None:
+        """Since when commands have been waiting without a break (monotonic), or None if none waits."""
+        return self._waiting_since
+
+    @property
     def high_water(self) -> int:
         """The most commands that ever waited at once."""
         return self._high_water
@@ -49,11 +64,14 @@ class PrimaryWaitQueue:
     def wait(self, deadline: float) -> bool:
         """Block until a primary is announced (True) or ``deadline`` (monotonic) passes (False).
 
-        Raises ``QueueFullError`` at once when full, and the final error once the queue is shut.
+        Raises ``QueueFullError`` at once when full, the final error once the queue is shut, and the fatal
+        error while one holds.
         """
         with self._lock:
             if self._final_error is not None:
-                raise self._final_error
+                raise self._final_error()
+            if self._fatal_error is not None:
+                raise self._fatal_error()
             if self._open:
                 return True
             if len(self._waiters) >= self._capacity:
@@ -63,6 +81,8 @@ class PrimaryWaitQueue:
                     capacity=self._capacity,
                 )
             waiter = _Waiter()
+            if not self._waiters:
+                self._waiting_since = time.monotonic()
             self._waiters.append(waiter)
             self._high_water = max(self._high_water, len(self._waiters))
         released = waiter.released.wait(max(0.0, deadline - time.monotonic()))
@@ -72,6 +92,8 @@ class PrimaryWaitQueue:
                     self._waiters.remove(waiter)
                 except ValueError:  # released between the timeout and the lock: take the release
                     released = True
+                if not self._waiters:
+                    self._waiting_since = None
         if waiter.error is not None:
             raise waiter.error
         return released
@@ -80,22 +102,44 @@ class PrimaryWaitQueue:
         """A primary is known: release every waiter, oldest first, and let newcomers through."""
         with self._lock:
             self._open = True
-            waiters = list(self._waiters)
-            self._waiters.clear()
+            waiters = self._take_waiters()
         for waiter in waiters:
             waiter.released.set()
+
+    def _take_waiters(self) -> list[_Waiter]:
+        """Remove every waiter (call with the lock held)."""
+        waiters = list(self._waiters)
+        self._waiters.clear()
+        self._waiting_since = None
+        return waiters
 
     def close(self) -> None:
         """No primary: from now on, commands that need one wait."""
         with self._lock:
             self._open = False
 
-    def shut(self, error: MongomancyError) -> None:
-        """Final: wake every waiter with ``error`` and refuse all later ones with it."""
+    def shut(self, make_error: ErrorFactory) -> None:
+        """Final: wake every waiter with an error from ``make_error`` and refuse all later ones alike."""
         with self._lock:
-            self._final_error = error
-            waiters = list(self._waiters)
-            self._waiters.clear()
+            self._final_error = make_error
+            waiters = self._take_waiters()
+        self._wake_with(waiters, make_error)
+
+    def fail(self, make_error: ErrorFactory) -> None:
+        """A condition no wait can cure: wake every waiter with its error and refuse newcomers with it
+        until :meth:`clear_failure`."""
+        with self._lock:
+            self._fatal_error = make_error
+            waiters = self._take_waiters()
+        self._wake_with(waiters, make_error)
+
+    def clear_failure(self) -> None:
+        """The incurable condition cleared: commands may wait for a primary again."""
+        with self._lock:
+            self._fatal_error = None
+
+    @staticmethod
+    def _wake_with(waiters: list[_Waiter], make_error: ErrorFactory) -> None:
         for waiter in waiters:
-            waiter.error = error
+            waiter.error = make_error()
             waiter.released.set()

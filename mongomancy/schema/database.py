@@ -41,6 +41,7 @@ from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference, _ServerMode
 from pymongo.write_concern import WriteConcern
 
+from mongomancy._forking import renew_after_fork
 from mongomancy.commands import CollectionTarget, FunctionCommand, RetryClass
 from mongomancy.engine import Engine
 from mongomancy.errors import ConfigurationError, MongomancyError, UnknownCollectionError
@@ -346,6 +347,7 @@ class Database:
         # The lock serialises writers (definitions, derived collections, rebinding); readers never take it:
         # they read whole immutable values that writers replace by one reference assignment.
         self._lock = threading.Lock()
+        renew_after_fork(self, "_lock")  # a lock held by a parent thread at fork() would never be released
         self._definitions: Mapping[str, CollectionDefinition] = {}
         self._collections: Mapping[str, Collection] = {}
         self._derived: weakref.WeakSet[Collection] = weakref.WeakSet()

@@ -7,7 +7,11 @@ and the engine is disposed at the end.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
+
+import pytest
+from pymongo.errors import AutoReconnect
 
 from mongomancy.testing import SimulatedReplicaSet
 
@@ -57,3 +61,28 @@ def test_default_name_comes_from_the_uri_path(sim_cluster: SimulatedReplicaSet) 
             assert explicit.name == "other"
     finally:
         engine.dispose()
+
+
+def test_with_nothing_listening_the_error_says_where_and_why() -> None:
+    from mongomancy import Engine, RetryBudgetExhaustedError, RetryPolicy  # noqa: PLC0415
+
+    port = free_loopback_port()
+    engine = Engine("127.0.0.1", port, retry_policy=RetryPolicy(budget=1.0))
+    try:
+        game = engine.client.mongomancy.game
+        with pytest.raises(RetryBudgetExhaustedError) as info:
+            engine.find_one(game, {"genre": "adventure"})
+        assert f"127.0.0.1:{port}" in str(info.value)  # where
+        assert info.value.addresses == (f"127.0.0.1:{port}",)
+        assert isinstance(info.value.__cause__, AutoReconnect)  # why: the topology's last error
+        assert "refused" in str(info.value.__cause__).lower()
+    finally:
+        engine.dispose()
+
+
+def free_loopback_port() -> int:
+    """A loopback port nothing listens on (bound, read, released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mongomancy.errors import EngineDisposedError, QueueFullError
+from mongomancy.errors import EngineDisposedError, FatalConfigurationError, QueueFullError
 from mongomancy.testing import wait_for
 from mongomancy.waitqueue import PrimaryWaitQueue
 
@@ -67,9 +67,41 @@ def test_shut_wakes_everyone_with_the_error_and_refuses_newcomers():
     queue = PrimaryWaitQueue(10)
     results: list = []
     threads = _waiters(queue, 3, results)
-    queue.shut(EngineDisposedError("disposed"))
+    queue.shut(lambda: EngineDisposedError("disposed"))
     for thread in threads:
         thread.join(5)
     assert all(isinstance(outcome, EngineDisposedError) for _, outcome in results)
+    # one fresh error per waiter: a shared instance would grow its traceback with every raise
+    assert len({id(outcome) for _, outcome in results}) == 3
     with pytest.raises(EngineDisposedError):
         queue.wait(time.monotonic() + 1)
+
+
+def test_fail_wakes_everyone_with_fresh_errors_and_refuses_until_cleared():
+    queue = PrimaryWaitQueue(10)
+    results: list = []
+    threads = _waiters(queue, 3, results)
+    queue.fail(lambda: FatalConfigurationError("refused", reason="authentication"))
+    for thread in threads:
+        thread.join(5)
+    assert [type(outcome) for _, outcome in results] == [FatalConfigurationError] * 3
+    assert len({id(outcome) for _, outcome in results}) == 3
+    with pytest.raises(FatalConfigurationError):
+        queue.wait(time.monotonic() + 1)
+    queue.clear_failure()
+    queue.open()
+    assert queue.wait(time.monotonic() + 1) is True
+
+
+def test_waiting_since_marks_the_start_of_an_unbroken_wait():
+    queue = PrimaryWaitQueue(10)
+    assert queue.waiting_since is None
+    results: list = []
+    before = time.monotonic()
+    threads = _waiters(queue, 2, results)
+    since = queue.waiting_since
+    assert since is not None and since >= before
+    queue.open()
+    for thread in threads:
+        thread.join(5)
+    assert queue.waiting_since is None
