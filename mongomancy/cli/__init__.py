@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+from mongomancy.cli import _shutdown
+
 EXIT_USAGE = 3
 
 #: Set by the real entry points (``main``/``ping_main``): enables the watchdog that ends the process with
@@ -264,32 +266,32 @@ def watch(target: str | None, as_json: bool, duration: float | None) -> None:
         raise _UsageError(str(error)) from None
     from mongomancy.engine import Engine  # noqa: PLC0415
 
-    stop = threading.Event()
-    try:
-        engine = Engine(uri=resolved.uri)
-    except ConfigurationError as error:
-        raise _UsageError(_redacted(str(error), resolved.secrets)) from None
-    lock = threading.Lock()
+    # Signals are routed before the announcement: a signal right after the line must count.
+    with _shutdown.fine_grained_pymongo_waits(), _shutdown.StopSignals() as signals:
+        try:
+            engine = Engine(uri=resolved.uri)
+        except ConfigurationError as error:
+            raise _UsageError(_redacted(str(error), resolved.secrets)) from None
+        lock = threading.Lock()
 
-    def observer(change: Any) -> None:
-        line = (
-            json.dumps(change.to_json()) if as_json else f"{_clock(change.observed_at)} {change.describe()}"
-        )
-        with lock:
-            click.echo(line)
-            sys.stdout.flush()
+        def observer(change: Any) -> None:
+            line = (
+                json.dumps(change.to_json())
+                if as_json
+                else f"{_clock(change.observed_at)} {change.describe()}"
+            )
+            with lock:
+                click.echo(line)
+                sys.stdout.flush()
 
-    engine.add_topology_observer(observer)
-    restore = _on_stop_signals(stop.set)  # before announcing: a signal right after the line must count
-    click.echo(f"watching {resolved.display} (Ctrl-C to stop)", err=True)
-    try:
-        stop.wait(duration)
-    except KeyboardInterrupt:  # SIGINT when not on the main thread (no handler could be installed)
-        pass
-    finally:
-        restore()
-        engine.remove_topology_observer(observer)
-        engine.dispose()
+        engine.add_topology_observer(observer)
+        click.echo(f"watching {resolved.display} (Ctrl-C to stop)", err=True)
+        try:
+            signals.wait(duration)
+        finally:
+            _shutdown.exit_within(_shutdown.STOP_DEADLINE, 0)
+            engine.remove_topology_observer(observer)
+            engine.dispose()
 
 
 def _clock(when: float) -> str:
@@ -300,27 +302,6 @@ def _redacted(text: str, secrets: tuple[str, ...]) -> str:
     from mongomancy._redact import redact_text  # noqa: PLC0415
 
     return redact_text(text, secrets)
-
-
-def _on_stop_signals(callback: Any) -> Any:
-    """Route SIGINT and SIGTERM to ``callback`` while watching (main thread only); return the restorer.
-
-    Handled explicitly rather than through KeyboardInterrupt: a process started with SIGINT ignored (a
-    background job of a non-interactive shell, some supervisors) would otherwise never stop on Ctrl-C or
-    ``kill -INT``, and an exception raised at an arbitrary point of the main thread is avoided too.
-    """
-    import signal  # noqa: PLC0415
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    stop_signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {signum: signal.signal(signum, lambda _signum, _frame: callback()) for signum in stop_signals}
-
-    def restore() -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-    return restore
 
 
 # ----------------------------------------------------------------------------------------------------- demo
@@ -377,6 +358,7 @@ def main() -> None:
     """``mongomancy``: the command group."""
     global _HARD_EXIT
     _HARD_EXIT = True
+    _shutdown.enable_hard_exit()
     cli.main(prog_name="mongomancy")
 
 
@@ -384,6 +366,7 @@ def ping_main() -> None:
     """``mongomancy-ping``: the ``ping`` command on its own."""
     global _HARD_EXIT
     _HARD_EXIT = True
+    _shutdown.enable_hard_exit()
     ping.main(prog_name="mongomancy-ping")
 
 
