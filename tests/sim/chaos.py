@@ -15,6 +15,17 @@ Invariants:
 - each counter's value ``n`` lies in ``[acked $inc, acked $inc + outcome-unknown $inc]``: only the operations
   reported to the worker as :class:`~mongomancy.errors.OutcomeUnknownError` may be missing or applied;
 - ``update_many`` ``$set``: every document of a worker's group carries a token that worker wrote;
+- job claims (``find_one_and_update`` of a free job): each job is claimed at most once, and a job a worker's
+  call returned is stored as claimed by that very call; a job claimed by no returned call was claimed by a
+  call that reported outcome-unknown;
+- optimistic concurrency (``update_one({_id, v}, {$set: v+1, $push: log})``): the versions reported
+  successful are exactly the transitions stored (each reported token is in the stored log once, at its
+  version; a token reported as "matched 0" is not there; every stored token was reported successful or
+  outcome-unknown);
+- upsert-replace (``replace_one(..., upsert=True)`` on a worker's own keys): one document per key, holding
+  the last acknowledged revision or a later outcome-unknown one;
+- ``delete_one`` and ``find_one_and_delete``: each document reported removed exactly once (by one call), and
+  it is gone; a document still stored was never reported removed;
 - a read of an acknowledged insert finds it; a full cursor scan yields every item exactly once, in order;
 - no worker sees any exception other than ``OutcomeUnknownError``;
 - every worker finishes (a watchdog turns a deadlock into a failure listing every thread's stack);
@@ -67,7 +78,16 @@ OPERATIONS = {
     "set_many": 10,
     "read": 25,
     "scan": 3,
+    "claim": 8,
+    "occ": 8,
+    "upsert": 6,
+    "delete_one": 5,
+    "find_delete": 5,
 }
+N_JOBS = 3_000
+N_DOOMED = 3_000
+N_VERSIONED = 4
+UPSERT_KEYS = 3
 #: Relative weights of the fault controller's moves.
 FAULTS = {
     "step_down": 4,
@@ -80,15 +100,16 @@ FAULTS = {
     "fail_interrupted": 3,
     "fail_close_after_forward": 3,
     "fail_close_before": 2,
+    "fail_applied_then_refused": 3,
     "fail_getmore": 2,
     "delay": 2,
 }
 
 
 def seed_from_env() -> int:
-    """The seed to replay (``$MONGOMANCY_CHAOS_SEED``) or a fresh random one."""
+    """The seed to replay (``$MONGOMANCY_CHAOS_SEED``) or, unset or ``random``, a fresh random one."""
     value = os.environ.get(SEED_ENV)
-    return int(value) if value else random.SystemRandom().randrange(1, 2**31)
+    return int(value) if value and value != "random" else random.SystemRandom().randrange(1, 2**31)
 
 
 @attrs.define
@@ -110,6 +131,17 @@ class WorkerTally:
     unexpected: list[str] = attrs.field(factory=list)
     problems: list[str] = attrs.field(factory=list)
     max_latency: float = 0.0
+    #: job id -> claim token, for the claims a call returned.
+    claims_returned: dict[int, str] = attrs.field(factory=dict)
+    claims_unknown: set[str] = attrs.field(factory=set)
+    #: (key, new version, token) for optimistic updates reported successful.
+    occ_acked: list[tuple[int, int, str]] = attrs.field(factory=list)
+    occ_refused: set[str] = attrs.field(factory=set)
+    occ_unknown: set[str] = attrs.field(factory=set)
+    #: upsert key -> revisions in call order, each (token, acknowledged?)
+    upserts: dict[str, list[tuple[int, bool]]] = attrs.field(factory=dict)
+    #: ids reported removed (delete_one deleted_count 1, or returned by find_one_and_delete).
+    removed: list[int] = attrs.field(factory=list)
 
 
 @attrs.define
@@ -252,6 +284,67 @@ class _Worker:
         if self.db["counters"].find_one({"_id": counter}) is None:
             tally.problems.append(f"worker {tally.index}: counter {counter} not found by a read")
 
+    def op_claim(self) -> None:
+        """Claim a free job; the call's return value names the job this worker now owns."""
+        token = self._next()
+        try:
+            job = self.db["jobs"].find_one_and_update(
+                {"state": "free"}, {"$set": {"state": "taken", "claim": token}}
+            )
+        except OutcomeUnknownError:
+            self.tally.claims_unknown.add(token)
+            raise
+        if job is not None:
+            if job.get("state") != "free":
+                self.tally.problems.append(
+                    f"worker {self.tally.index}: claim {token} returned a taken job {job}"
+                )
+            self.tally.claims_returned[job["_id"]] = token
+
+    def op_occ(self) -> None:
+        """Optimistic concurrency: read the version, write version + 1 only if it is unchanged."""
+        key = self.rng.randrange(N_VERSIONED)
+        current = self.db["versioned"].find_one({"_id": key})
+        if current is None:
+            self.tally.problems.append(f"worker {self.tally.index}: versioned document {key} not found")
+            return
+        token = self._next()
+        version = current["v"]
+        try:
+            result = self.db["versioned"].update_one(
+                {"_id": key, "v": version}, {"$set": {"v": version + 1}, "$push": {"log": token}}
+            )
+        except OutcomeUnknownError:
+            self.tally.occ_unknown.add(token)
+            raise
+        if result.modified_count == 1:
+            self.tally.occ_acked.append((key, version + 1, token))
+        else:
+            self.tally.occ_refused.add(token)
+
+    def op_upsert(self) -> None:
+        key = f"w{self.tally.index}-k{self.rng.randrange(UPSERT_KEYS)}"
+        self.serial += 1
+        revision = self.serial
+        history = self.tally.upserts.setdefault(key, [])
+        try:
+            self.db["upserted"].replace_one({"name": key}, {"name": key, "rev": revision}, upsert=True)
+        except OutcomeUnknownError:
+            history.append((revision, False))
+            raise
+        history.append((revision, True))
+
+    def op_delete_one(self) -> None:
+        doomed = self.rng.randrange(N_DOOMED)
+        result = self.db["doomed"].delete_one({"_id": doomed})
+        if result.deleted_count == 1:
+            self.tally.removed.append(doomed)
+
+    def op_find_delete(self) -> None:
+        document = self.db["doomed"].find_one_and_delete({"_id": {"$gte": self.rng.randrange(N_DOOMED)}})
+        if document is not None:
+            self.tally.removed.append(document["_id"])
+
     def op_scan(self) -> None:
         started = time.monotonic()
         cursor = self.db["items"].find({}, batch_size=ITEM_BATCH)
@@ -354,7 +447,9 @@ class _FaultController:
         self._note(f"hang_up member={primary}")
 
     def _commands(self) -> list[str]:
-        return self.rng.sample(["insert", "update", "find"], self.rng.randint(1, 2))
+        return self.rng.sample(
+            ["insert", "update", "find", "findAndModify", "delete"], self.rng.randint(1, 2)
+        )
 
     def fault_fail_refused(self) -> None:
         commands, times = self._commands(), self.rng.randint(1, 3)
@@ -371,6 +466,13 @@ class _FaultController:
         commands, times = self._commands(), self.rng.randint(1, 3)
         self.rs.fail_command(commands, times, close_connection=True, after_forward=True)
         self._note(f"fail_close_after_forward {commands} x{times}")
+
+    def fault_fail_applied_then_refused(self) -> None:
+        """The ordinary shape of a step-down: applied and reply lost, then the retry meets a non-primary."""
+        commands = self._commands()
+        self.rs.fail_command(commands, 1, close_connection=True, after_forward=True)
+        self.rs.fail_command(commands, 1, code=10107, labels=["RetryableWriteError"])
+        self._note(f"fail_applied_then_refused {commands}")
 
     def fault_fail_close_before(self) -> None:
         commands, times = self._commands(), self.rng.randint(1, 3)
@@ -441,11 +543,18 @@ def _run_in_cluster(
         wait_for(lambda: engine.topology().writable, 10, "a primary")
         db = Database(engine, "chaos")
         db.extend(
-            *(CollectionDefinition(name=n) for n in ("inserts", "marked", "counters", "flags", "items"))
+            *(
+                CollectionDefinition(name=n)
+                for n in ("inserts", "marked", "counters", "flags", "items", "jobs", "versioned", "upserted")
+            ),
+            CollectionDefinition(name="doomed"),
         )
         db["counters"].insert_many([{"_id": c, "n": 0} for c in range(N_COUNTERS)])
         db["flags"].insert_many([{"group": g, "v": 0} for g in range(threads) for _ in range(4)])
         db["items"].insert_many([{"_id": item_id(i)} for i in range(N_ITEMS)])
+        db["jobs"].insert_many([{"_id": j, "state": "free"} for j in range(N_JOBS)])
+        db["versioned"].insert_many([{"_id": k, "v": 0, "log": []} for k in range(N_VERSIONED)])
+        db["doomed"].insert_many([{"_id": d} for d in range(N_DOOMED)])
 
         stop = threading.Event()
         workers = [_Worker(i, report.seed, db, engine, stop) for i in range(threads)]
@@ -535,6 +644,7 @@ def _verify(rs: SimulatedReplicaSet, report: ChaosReport, workers: list[_Worker]
             for doc in db.flags.find({"group": w.tally.index}):
                 if w.tally.set_tokens and doc["v"] not in w.tally.set_tokens:
                     report.problems.append(f"flag of worker {w.tally.index} has v={doc['v']}, never written")
+        _verify_results(db, report, [w.tally for w in workers])
     finally:
         client.close()
 
@@ -554,3 +664,73 @@ def _check_nothing_left(report: ChaosReport, before: set[int | None], backend_pi
             pass
         else:
             report.problems.append(f"simulator backend process {backend_pid} still running")
+
+
+def _verify_results(db: Any, report: ChaosReport, tallies: list[WorkerTally]) -> None:
+    """The result invariants: what each call *returned* against what is stored."""
+    problems = report.problems
+    # Job claims: each job claimed once, by the call that returned it.
+    returned: dict[int, str] = {}
+    for t in tallies:
+        for job, token in t.claims_returned.items():
+            if job in returned:
+                problems.append(f"job {job} returned to two claims: {returned[job]} and {token}")
+            returned[job] = token
+    unknown_claims = set().union(*(t.claims_unknown for t in tallies))
+    for job in db.jobs.find({"state": "taken"}):
+        token = job.get("claim")
+        if job["_id"] in returned:
+            if token != returned[job["_id"]]:
+                problems.append(
+                    f"job {job['_id']} returned to claim {returned[job['_id']]} but stored {token}"
+                )
+        elif token not in unknown_claims:
+            problems.append(f"job {job['_id']} claimed by {token}, which neither returned it nor was unknown")
+    for job_id in returned:
+        if db.jobs.find_one({"_id": job_id, "state": "taken"}) is None:
+            problems.append(f"job {job_id} was returned to a claim but is not stored as taken")
+
+    # Optimistic concurrency: reported versions == stored transitions.
+    acked = {token: (key, version) for t in tallies for key, version, token in t.occ_acked}
+    refused = set().union(*(t.occ_refused for t in tallies))
+    unknown = set().union(*(t.occ_unknown for t in tallies))
+    for document in db.versioned.find({}):
+        log = document.get("log", [])
+        if len(log) != document["v"] or len(set(log)) != len(log):
+            problems.append(f"versioned {document['_id']}: v={document['v']} but log {log}")
+        for position, token in enumerate(log, 1):
+            if token in acked and acked[token] != (document["_id"], position):
+                problems.append(
+                    f"occ {token} reported {acked[token]}, stored ({document['_id']}, {position})"
+                )
+            elif token in refused:
+                problems.append(f"occ {token} reported matched 0 but is stored at version {position}")
+            elif token not in acked and token not in unknown:
+                problems.append(f"occ {token} stored but never reported")
+        stored = set(log)
+        for token, (key, version) in acked.items():
+            if key == document["_id"] and token not in stored:
+                problems.append(f"occ {token} reported successful (v{version}) but not stored")
+
+    # Upsert-replace: one document per key, with the last acknowledged revision or a later unknown one.
+    stored_upserts = collections.defaultdict(list)
+    for document in db.upserted.find({}):
+        stored_upserts[document["name"]].append(document["rev"])
+    for t in tallies:
+        for key, history in t.upserts.items():
+            revisions = stored_upserts.get(key, [])
+            last_acked = max((i for i, (_, ok) in enumerate(history) if ok), default=None)
+            allowed = {rev for i, (rev, ok) in enumerate(history) if last_acked is None or i >= last_acked}
+            if len(revisions) > 1:
+                problems.append(f"upsert key {key} has {len(revisions)} documents: {revisions}")
+            elif last_acked is not None and (not revisions or revisions[0] not in allowed):
+                problems.append(f"upsert key {key} stores {revisions}, expected one of {sorted(allowed)}")
+
+    # delete_one / find_one_and_delete: each document reported removed exactly once, and gone.
+    removed = collections.Counter(i for t in tallies for i in t.removed)
+    twice = [i for i, n in removed.items() if n > 1]
+    if twice:
+        problems.append(f"documents reported removed more than once: {sorted(twice)[:20]}")
+    still = [d["_id"] for d in db.doomed.find({"_id": {"$in": list(removed)}})]
+    if still:
+        problems.append(f"documents reported removed but still stored: {sorted(still)[:20]}")
