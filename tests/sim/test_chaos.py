@@ -2,8 +2,8 @@
 
 The workload and its invariants live in ``tests/sim/chaos.py`` (shared with ``benchmarks/bench_soak.py``):
 nothing lost, nothing doubled, nothing stuck, and what each call *returned* (claimed jobs, optimistic
-versions, upserts, deletions) is what is stored.  CI runs a fixed seed (reproducible); ``MONGOMANCY_CHAOS_SEED=<seed>``
-runs another one, ``MONGOMANCY_CHAOS_SEED=random`` a fresh one (printed).
+versions, upserts, deletions) is what is stored.  CI runs a fixed seed (reproducible);
+``MONGOMANCY_CHAOS_SEED=<seed>`` runs another one, ``MONGOMANCY_CHAOS_SEED=random`` a fresh one (printed).
 ``MONGOMANCY_CHAOS_DURATION`` changes the fault phase (default 20 s, about 22 s in all).
 """
 
