@@ -355,10 +355,15 @@ class _ResumableIterator(Iterator[Any]):
 
     def _open(self) -> ServerCursor:
         after = self._after
-        cursor: ServerCursor = self._engine.execute(self._command(after, self._yielded()))
+        cursor = self._server_cursor(self._command(after, self._yielded()))
         self._buffer = deque()
         if after is not None:
             self._refuse_array_keys(self._target.resolve(self._engine.client))
+        return cursor
+
+    def _server_cursor(self, command: Command) -> ServerCursor:
+        """pymongo's cursor for ``command`` (``find`` is lazy: the engine's retries only pick the client)."""
+        cursor: ServerCursor = self._engine.execute(command)
         return cursor
 
     def _refuse_array_keys(self, collection: Any) -> None:
@@ -636,3 +641,119 @@ def _check_int(name: str, value: Any, minimum: int | None = None) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or (minimum is not None and value < minimum):
         bound = "" if minimum is None else f" >= {minimum}"
         raise TypeError(f"{name} must be an int{bound}, got {value!r}")
+
+
+class ResumableAggregateCursor(_ResumableIterator):
+    """Iterate ``aggregate()`` results; a pipeline of ``$match`` stages and at most one ``$sort`` resumes
+    like ``find()`` (an unsorted one is sorted by ``_id``; ``resumable=False`` sends it as given).
+
+    Any other stage (``$group``, ``$project``, ``$lookup``, ``$limit``...) reshapes or reorders documents,
+    so the position after the last document is not a filter on the collection: such a pipeline is sent as
+    given, re-run from the start if it fails before its first document, and raises ``CursorResumeError``
+    naming the stage if it fails later.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        target: CollectionTarget,
+        pipeline: Sequence[Mapping[str, Any]],
+        *,
+        resumable: bool = True,
+        max_ties: int = DEFAULT_MAX_TIES,
+        **options: Any,
+    ) -> None:
+        if not isinstance(pipeline, Sequence) or not all(isinstance(stage, Mapping) for stage in pipeline):
+            raise TypeError(f"pipeline must be a list of stage mappings, got {pipeline!r}")
+        _check_int("max_ties", max_ties, minimum=1)
+        self._engine = engine
+        self._target = target
+        self._pipeline = [dict(stage) for stage in pipeline]
+        self._resumable = resumable
+        self._max_ties = max_ties
+        self._options = options
+        self._limit = 0
+        self._reset()
+
+    def _stops_on_empty_batch(self) -> bool:
+        return False  # pymongo's CommandCursor waits for the next batch while the cursor is alive
+
+    def _describe(self) -> str:
+        return "aggregate"
+
+    def batch_size(self, batch_size: int) -> ResumableAggregateCursor:
+        """The size of the following batches (the first one is the ``batchSize`` option's)."""
+        _check_int("batch_size", batch_size, minimum=0)
+        self._options["batchSize"] = batch_size
+        if self._cursor is not None:
+            self._cursor.batch_size(batch_size)
+        return self
+
+    def _shape(self) -> tuple[list[Mapping[str, Any]], SortSpec, str | None]:
+        """The ``$match`` filters, the ``$sort``, and why the pipeline cannot resume (None: it can)."""
+        matches: list[Mapping[str, Any]] = []
+        sorts: list[SortSpec] = []
+        for index, stage in enumerate(self._pipeline):
+            name = next(iter(stage), "") if len(stage) == 1 else repr(stage)
+            if name == "$match" and isinstance(stage["$match"], Mapping):
+                matches.append(stage["$match"])
+            elif name == "$sort" and isinstance(stage["$sort"], Mapping) and not sorts:
+                sorts.append(normalise_sort(stage["$sort"]))
+            else:
+                return (
+                    matches,
+                    [],
+                    (
+                        f"stage {index} ({name}) is not a $match or the only $sort, so the position after "
+                        "the last document is not a filter on the collection; only $match/$sort pipelines "
+                        "resume"
+                    ),
+                )
+        operator = uses_server_order(matches)
+        if operator is not None:
+            return (
+                matches,
+                [],
+                f"a {operator} $match orders by score, which no filter on sort keys can resume",
+            )
+        return matches, sorts[0] if sorts else [], None
+
+    def _plan(self) -> ResumePlan:
+        _matches, sort, reason = self._shape()
+        if reason is None and not self._resumable:
+            reason = "the cursor was opened with resumable=False (the server's natural order)"
+        if reason is not None:
+            return ResumePlan.refused(reason)
+        return ResumePlan.for_sort(sort or [("_id", 1)], None)
+
+    def _base_filter(self) -> Mapping[str, Any]:
+        matches, _sort, _reason = self._shape()
+        if not matches:
+            return {}
+        return matches[0] if len(matches) == 1 else {"$and": list(matches)}
+
+    @property
+    def sent_pipeline(self) -> list[dict[str, Any]]:
+        """The pipeline the server receives: the caller's, with ``{$sort: {_id: 1}}`` appended to a
+        resumable ``$match``-only pipeline."""
+        _matches, sort, reason = self._shape()
+        if reason is None and self._resumable and not sort:
+            return [*self._pipeline, {"$sort": {"_id": 1}}]
+        return list(self._pipeline)
+
+    def _server_cursor(self, command: Command) -> ServerCursor:
+        """Run the ``aggregate`` on the engine's current collection handle, outside the engine's retry loop:
+        its slow path runs reads under ``pymongo.timeout``, which would send ``maxTimeMS``, and on an
+        ``aggregate`` that limit bounds every later ``getMore`` too.  Failures come back to ``_recover``."""
+        target = self._target
+        collection = self._engine.execute(
+            FunctionCommand(f"resolve {target.full_name}", target.resolve, RetryClass.READ)
+        )
+        cursor: CommandCursor[Any] = collection.aggregate(*command.args, **command.kwargs)
+        return cursor
+
+    def _command(self, after: dict[str, Any] | None, yielded: int) -> Command:
+        pipeline = self.sent_pipeline
+        if after is not None:
+            pipeline.insert(0, {"$match": after})
+        return Command.build("aggregate", self._target, (pipeline,), self._options)

@@ -24,8 +24,8 @@ from pymongo.errors import PyMongoError
 
 from mongomancy._forking import renew_after_fork
 from mongomancy._redact import redact_text, redact_uri
-from mongomancy.commands import AnyCommand, CollectionLike, FunctionCommand, RetryClass, as_target
-from mongomancy.cursor import ResumableCursor
+from mongomancy.commands import AnyCommand, CollectionLike, Command, FunctionCommand, RetryClass, as_target
+from mongomancy.cursor import ResumableAggregateCursor, ResumableCursor
 from mongomancy.errors import (
     ConfigurationError,
     EngineDisposedError,
@@ -461,6 +461,15 @@ class Engine(Executor):
 
     def find(self, collection: CollectionLike, *args: Any, **kwargs: Any) -> ResumableCursor:
         return ResumableCursor(self, as_target(collection), *args, **kwargs)
+
+    def aggregate(self, collection: CollectionLike, *args: Any, **kwargs: Any) -> Any:
+        """A read pipeline gives a :class:`~mongomancy.cursor.ResumableAggregateCursor` (a
+        ``$match``/``$sort`` pipeline survives a failover mid-iteration); ``$out``/``$merge`` is a command.
+        """
+        target = as_target(collection)
+        if not Command.build("aggregate", target, args, kwargs).is_read:
+            return self.run_operation("aggregate", target, args, kwargs)
+        return ResumableAggregateCursor(self, target, *args, **kwargs)
 
     # ------------------------------------------------------------------------------------- sessions
     def start_session(self, **kwargs: Any) -> ClientSession:

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
         UpdateResult,
     )
 
-    from mongomancy.cursor import ResumableCursor
+    from mongomancy.cursor import ResumableAggregateCursor, ResumableCursor
 
 __all__ = ["DEFAULT_DATABASE_NAME", "Collection", "Database"]
 
@@ -215,9 +215,11 @@ class Collection(CollectionTarget):
     def distinct(self, *args: Any, **kwargs: Any) -> list[Any]:
         return self._engine.distinct(self, *args, **kwargs)
 
-    def aggregate(self, *args: Any, **kwargs: Any) -> CommandCursor[Any]:
-        """``pymongo.Collection.aggregate``: the command is retried, the cursor's getMores are not."""
-        cursor: CommandCursor[Any] = self._engine.aggregate(self, *args, **kwargs)
+    def aggregate(self, *args: Any, **kwargs: Any) -> ResumableAggregateCursor | CommandCursor[Any]:
+        """``pymongo.Collection.aggregate``: a read pipeline gives a
+        :class:`~mongomancy.cursor.ResumableAggregateCursor` (``$match``/``$sort`` pipelines resume after a
+        failover mid-iteration); one ending in ``$out``/``$merge`` runs as a retried command."""
+        cursor: ResumableAggregateCursor | CommandCursor[Any] = self._engine.aggregate(self, *args, **kwargs)
         return cursor
 
     def watch(self, *args: Any, **kwargs: Any) -> Any:

@@ -249,3 +249,46 @@ def test_rewind_clone_distinct_explain_and_cursor_id(cursor_engine):
     assert [d["_id"] for d in clone] == [i for i in range(30) if i % 4 < 2]
     assert sorted(cursor.distinct("g")) == [0, 1]
     assert "queryPlanner" in cursor.clone().explain() or cursor.clone().explain()
+
+
+# ------------------------------------------------------------------------------------------ aggregate
+def _aggregates(cluster: SimulatedReplicaSet) -> list[dict[str, Any]]:
+    return [dict(r.body) for r in cluster.records(command="aggregate") if r.db == "db"]
+
+
+def test_a_match_sort_pipeline_resumes_exactly_and_goes_out_as_given(cursor_engine, sim_cluster):
+    things = _things(cursor_engine)
+    stored = [{"_id": i, "group": i % 4, "i": i} for i in range(1_200)]
+    cursor_engine.insert_many(things, [dict(d) for d in stored])
+    sim_cluster.clear_records()
+    pipeline = [{"$match": {"i": {"$gte": 200}}}, {"$sort": {"group": 1}}]
+    cursor = cursor_engine.aggregate(things, pipeline, batchSize=100)
+    seen = _iterate_with_fault(cursor, sim_cluster, _hang_up, at=330)
+    assert sorted(d["i"] for d in seen) == list(range(200, 1_200))
+    assert [d["group"] for d in seen] == sorted(d["group"] for d in seen)
+    assert cursor.resumes == 1
+    sent = _aggregates(sim_cluster)
+    assert sent[0]["pipeline"] == pipeline
+    assert sent[1]["pipeline"][1:] == pipeline and "$match" in sent[1]["pipeline"][0]  # the resume position
+    assert [body for body in _finds_and_get_mores(sim_cluster) + sent if "maxTimeMS" in body] == []
+
+
+def test_a_match_only_pipeline_is_sorted_by_id_and_resumes(cursor_engine, sim_cluster):
+    things = _things(cursor_engine)
+    cursor_engine.insert_many(things, [{"_id": f"k{i:05d}", "i": i} for i in range(900)])
+    sim_cluster.clear_records()
+    cursor = cursor_engine.aggregate(things, [{"$match": {}}], batchSize=100)
+    seen = _iterate_with_fault(cursor, sim_cluster, _kill, at=250)
+    assert [d["i"] for d in seen] == list(range(900))
+    assert _aggregates(sim_cluster)[0]["pipeline"] == [{"$match": {}}, {"$sort": {"_id": 1}}]
+
+
+def test_other_pipelines_are_sent_as_given_and_say_why_they_cannot_resume(cursor_engine, sim_cluster):
+    things = _things(cursor_engine)
+    cursor_engine.insert_many(things, [{"_id": i, "i": i} for i in range(900)])
+    sim_cluster.clear_records()
+    pipeline = [{"$match": {"i": {"$lt": 800}}}, {"$project": {"double": {"$multiply": ["$i", 2]}}}]
+    cursor = cursor_engine.aggregate(things, pipeline, batchSize=100)
+    with pytest.raises(CursorResumeError, match=r"stage 1 \(\$project\) is not a \$match"):
+        _iterate_with_fault(cursor, sim_cluster, _hang_up, at=150)
+    assert _aggregates(sim_cluster)[0]["pipeline"] == pipeline
