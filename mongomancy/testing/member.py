@@ -510,19 +510,48 @@ class Member:
         strip = server.strip_fields
         is_msg = message.op_code == wire.OP_MSG
         corrected = (
-            corrections.correct_body(next(iter(message.body), ""), message.body)
+            corrections.correct_request(next(iter(message.body), ""), message.body, message.sequences)
             if server.corrected and is_msg
             else None
         )
         if corrected is not None or (strip and is_msg and not strip.isdisjoint(message.body)):
-            body = {k: v for k, v in (corrected or message.body).items() if k not in strip}
-            raw = wire.rewrite_op_msg(message, body, _STRIP_ON_FORWARD)
+            body, sequences = corrected or (message.body, message.sequences)
+            body = {k: v for k, v in body.items() if k not in strip}
+            raw = wire.rewrite_op_msg(message, body, _STRIP_ON_FORWARD, sequences)
         elif message.op_code == wire.OP_MSG:
             raw = wire.clear_op_msg_flags(message.raw, _STRIP_ON_FORWARD)
         else:
             raw = message.raw
         conn.backend.sendall(raw)
-        return wire.read_raw(conn.backend)
+        reply = wire.read_raw(conn.backend)
+        if server.corrected and is_msg and corrections.DUPLICATE_MARK in reply:
+            return self._name_duplicate_keys(conn.backend, message, reply)
+        return reply
+
+    @staticmethod
+    def _name_duplicate_keys(backend: socket.socket, message: wire.Message, reply: bytes) -> bytes:
+        """Add ``keyPattern``/``keyValue`` to the backend's duplicate-key errors (see ``corrections``)."""
+        name = next(iter(message.body), "")
+        field = {"insert": "documents", "update": "updates"}.get(name)
+        collection = message.body.get(name)
+        db = message.body.get("$db")
+        if field is None or not isinstance(collection, str) or not isinstance(db, str):
+            return reply
+        statements = message.body.get(field)
+        if not isinstance(statements, list):
+            statements = []
+            for section in message.sequences:
+                identifier, documents = wire.decode_sequence(section)
+                if identifier == field:
+                    statements.extend(documents)
+        backend.sendall(wire.op_msg_reply(0, {"listIndexes": collection, "$db": db}))
+        listed = bson.decode(wire.reply_body(wire.read_raw(backend)))
+        cursor = listed.get("cursor")
+        indexes = cursor.get("firstBatch", []) if isinstance(cursor, Mapping) else []
+        corrected = corrections.name_duplicate_keys(
+            name, f"{db}.{collection}", statements, bson.decode(wire.reply_body(reply)), indexes
+        )
+        return reply if corrected is None else wire.op_msg_reply(message.request_id, corrected)
 
     # -- answered by the member itself ---------------------------------------------------------------------
 

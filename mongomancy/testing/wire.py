@@ -176,11 +176,30 @@ def reply_body(raw: bytes) -> bytes:
     return raw[pos : pos + size]
 
 
-def rewrite_op_msg(message: Message, body: Mapping[str, Any], clear_flags: int) -> bytes:
-    """Re-frame an OP_MSG with a new body, keeping its kind-1 sections and request id."""
+def decode_sequence(section: bytes) -> tuple[str, list[dict[str, Any]]]:
+    """A kind-1 section (its size, identifier and documents) as ``(identifier, documents)``."""
+    identifier, pos = _cstring(section, 4)
+    documents = []
+    while pos < len(section):
+        size = int.from_bytes(section[pos : pos + 4], "little")
+        documents.append(bson.decode(section[pos : pos + size]))
+        pos += size
+    return identifier, documents
+
+
+def encode_sequence(identifier: str, documents: list[Mapping[str, Any]]) -> bytes:
+    """The inverse of :func:`decode_sequence`."""
+    payload = identifier.encode("utf-8") + b"\x00" + b"".join(bson.encode(d) for d in documents)
+    return struct.pack("<i", 4 + len(payload)) + payload
+
+
+def rewrite_op_msg(
+    message: Message, body: Mapping[str, Any], clear_flags: int, sequences: tuple[bytes, ...] | None = None
+) -> bytes:
+    """Re-frame an OP_MSG with a new body, keeping its kind-1 sections (or ``sequences``) and request id."""
     flags = message.flags & ~clear_flags & ~FLAG_CHECKSUM_PRESENT
     parts = [struct.pack("<I", flags), b"\x00", bson.encode(body)]
-    for seq in message.sequences:
+    for seq in message.sequences if sequences is None else sequences:
         parts.append(b"\x01")
         parts.append(seq)
     payload = b"".join(parts)
