@@ -13,12 +13,17 @@ iterates the whole collection once per variant, in an order that rotates every r
 
 Cells are the median over the rounds of the time per document; ratios are the median of the per-round ratios
 variant / pymongo (paired rounds, so a noisy neighbour hits both sides of a ratio alike).  The CPU column is
-the iterating thread's CPU per document (``time.thread_time``), less dependent on the machine's load.
+the iterating thread's CPU per document (``time.thread_time``), less dependent on the machine's load; the
+last column counts the Python function calls per document with cProfile (deterministic).  By default the
+clients talk straight to the simulator's backend process: the members' forwarding threads run in this
+process and would add GIL contention to both sides (``--through-members`` keeps them).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -44,15 +49,32 @@ def timed(iterate: Callable[[], Iterable[Any]], expected: int) -> tuple[float, f
     return wall, cpu
 
 
+def python_calls(iterate: Callable[[], Iterable[Any]]) -> int:
+    """Python function calls to iterate once (cProfile: deterministic, unlike time on a shared machine)."""
+    profile = cProfile.Profile()
+    profile.enable()
+    for _document in iterate():
+        pass
+    profile.disable()
+    return int(pstats.Stats(profile).total_calls)  # type: ignore[attr-defined]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--through-members",
+        action="store_true",
+        help="go through the simulated members (default: straight to their backend, so that the members' "
+        "threads, which share this process's GIL, do not drown the client's cost)",
+    )
     args = parser.parse_args()
     n = args.documents
     with SimulatedReplicaSet(members=3) as cluster:
-        client: MongoClient[Any] = MongoClient(cluster.uri)
-        engine = Engine(uri=cluster.uri)
+        uri = cluster.uri if args.through_members else cluster.backend_uri
+        client: MongoClient[Any] = MongoClient(uri)
+        engine = Engine(uri=uri)
         try:
             wait_for(lambda: engine.topology().writable, 20, "a primary")
             raw = client.bench.bench
@@ -82,6 +104,7 @@ def main() -> None:
                     wall, cpu = timed(variants[name], n)
                     walls[name].append(wall)
                     cpus[name].append(cpu)
+            calls = {name: python_calls(variants[name]) for name in names}
         finally:
             engine.dispose()
             client.close()
@@ -96,12 +119,20 @@ def main() -> None:
                 f"{statistics.median(ratios):.3f}",
                 f"{statistics.median(cpus[name]) / n * 1e6:.2f}",
                 f"{statistics.median(cpu_ratios):.3f}",
+                f"{calls[name] / n:.2f}",
             )
         )
     print(f"Iterating {n:,} documents, median of {args.rounds} interleaved rounds\n")
     print(
         markdown(
-            ("variant", "µs / document", "ratio to pymongo", "thread CPU µs / document", "CPU ratio"),
+            (
+                "variant",
+                "µs / document",
+                "ratio to pymongo",
+                "thread CPU µs / document",
+                "CPU ratio",
+                "Python calls / document",
+            ),
             rows,
         )
     )

@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -283,6 +283,11 @@ class _ResumableIterator(Iterator[Any]):
             self._note_position(batch, plan)
         if plan.fetch.strip:
             paths = plan.fetch.strip
+            if not isinstance(batch[0], MutableMapping):
+                raise InvalidOperation(
+                    f"documents of type {type(batch[0]).__name__} cannot have the sort keys fetched for "
+                    "resuming removed again: include the sort keys in the projection, or pass resumable=False"
+                )
             for document in batch:
                 strip_paths(document, paths)
 
@@ -355,10 +360,10 @@ class _ResumableIterator(Iterator[Any]):
 
     def _open(self) -> ServerCursor:
         after = self._after
-        cursor = self._server_cursor(self._command(after, self._yielded()))
-        self._buffer = deque()
         if after is not None:
             self._refuse_array_keys(self._target.resolve(self._engine.client))
+        cursor = self._server_cursor(self._command(after, self._yielded()))
+        self._buffer = deque()
         return cursor
 
     def _server_cursor(self, command: Command) -> ServerCursor:

@@ -8,6 +8,7 @@ it matters, the commands the members saw (the simulator records them): the calle
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -292,3 +293,31 @@ def test_other_pipelines_are_sent_as_given_and_say_why_they_cannot_resume(cursor
     with pytest.raises(CursorResumeError, match=r"stage 1 \(\$project\) is not a \$match"):
         _iterate_with_fault(cursor, sim_cluster, _hang_up, at=150)
     assert _aggregates(sim_cluster)[0]["pipeline"] == pipeline
+
+
+def test_a_get_more_to_a_silent_server_is_bounded_per_batch_and_the_cursor_resumes(
+    cursor_engine, sim_cluster
+):
+    """The old primary goes silent mid-iteration (it reads, never answers) and another member is elected:
+    the getMore waits ``cursor_fetch_timeout`` (1 s here), not the budget, and no ``maxTimeMS`` is sent."""
+    things = _things(cursor_engine)
+    cursor_engine.insert_many(things, [{"_id": i} for i in range(1_000)])
+    sim_cluster.clear_records()
+    cursor = cursor_engine.find(things, {}, batch_size=100)
+    seen: list[int] = []
+    gap = 0.0
+    for document in cursor:
+        seen.append(document["_id"])
+        if len(seen) == 100:
+            silent = sim_cluster.primary
+            assert silent is not None
+            sim_cluster.blackhole(silent)
+            sim_cluster.step_down(election_seconds=0.1, wait=True)
+            before = time.monotonic()
+        if len(seen) == 101:
+            gap = time.monotonic() - before
+            sim_cluster.blackhole(silent, enabled=False)
+    assert seen == list(range(1_000))
+    assert cursor.resumes == 1
+    assert gap < cursor_engine.retry_policy.budget / 2  # bounded by the fetch timeout, not the budget
+    assert [body for body in _finds_and_get_mores(sim_cluster) if "maxTimeMS" in body] == []

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from pymongo.errors import InvalidOperation
 
-from mongomancy.cursor import ResumableCursor, uses_server_order
+from mongomancy.cursor import ResumableAggregateCursor, ResumableCursor, uses_server_order
 from mongomancy.fetch_keys import plan_fetch, strip_paths
 
 
@@ -145,3 +146,38 @@ def test_stripping_restores_what_the_callers_projection_returns():
     document = {"_id": 1, "x": 1, "a": {"b": 2, "c": 3}, "l": [{"b": 1, "c": 1}, {"c": 2}, 5]}
     strip_paths(document, ["_id", "a.b", "l.b"])
     assert document == {"x": 1, "a": {"c": 3}, "l": [{"c": 1}, {"c": 2}, 5]}
+
+
+# ------------------------------------------------------------------------------------- aggregate
+def _pipeline_cursor(pipeline: list[dict[str, Any]], **kwargs: Any) -> ResumableAggregateCursor:
+    return ResumableAggregateCursor(None, _Target(), pipeline, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_match_sort_pipeline_goes_out_as_given_and_resumes_by_its_sort():
+    pipeline = [{"$match": {"a": 1}}, {"$sort": {"b": -1, "_id": 1}}, {"$match": {"c": 2}}]
+    cursor = _pipeline_cursor(pipeline)
+    assert cursor.sent_pipeline == pipeline
+    plan = cursor._plan()
+    assert plan.refusal is None and plan.keys == (("b", -1), ("_id", 1)) and not plan.needs_ties
+    assert cursor._base_filter() == {"$and": [{"a": 1}, {"c": 2}]}
+    resumed = cursor._command({"b": {"$lt": 5}}, 10).args[0]
+    assert resumed == [{"$match": {"b": {"$lt": 5}}}, *pipeline]
+
+
+def test_a_match_only_pipeline_is_sorted_by_id_unless_resumable_is_false():
+    assert _pipeline_cursor([{"$match": {}}]).sent_pipeline == [{"$match": {}}, {"$sort": {"_id": 1}}]
+    assert _pipeline_cursor([{"$match": {}}], resumable=False).sent_pipeline == [{"$match": {}}]
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "reason"),
+    [
+        ([{"$group": {"_id": "$a"}}], r"stage 0 \(\$group\)"),
+        ([{"$match": {}}, {"$sort": {"a": 1}}, {"$sort": {"b": 1}}], r"stage 2 \(\$sort\)"),
+        ([{"$match": {"$text": {"$search": "x"}}}], r"\$text"),
+    ],
+)
+def test_other_pipelines_are_sent_as_given_and_name_why_they_cannot_resume(pipeline, reason):
+    cursor = _pipeline_cursor(pipeline)
+    assert cursor.sent_pipeline == pipeline
+    assert re.search(reason, cursor._plan().refusal or "")
