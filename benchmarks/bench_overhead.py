@@ -3,17 +3,16 @@
 Run: ``python benchmarks/bench_overhead.py [--rounds 31] [--profile]``.  Prints three markdown tables:
 
 1. ``find_one`` by ``_id``, ``insert_one`` and ``update_one`` (``$inc`` by ``_id``) through the simulated
-   primary, with 1 and 16 threads: raw pymongo, ``Engine`` executor methods (``engine.find_one(coll, ...)``
-   with a pymongo collection) and ``Database``/``Collection`` methods (``db["bench"].find_one(...)``).  The
-   variants run interleaved (their order rotates every round) against the same member; each cell is the
-   median over the rounds of the time per operation, and the ratio is the median of the per-round ratios
-   mongomancy / pymongo (paired rounds, so a noisy neighbour hits both sides of a ratio alike).  A fourth
-   variant, raw pymongo inside ``pymongo.timeout(60)``, shows what the client-side operation timeout costs
-   by itself (the engine runs non-idempotent single-document writes such as ``$inc`` under it), and a fifth,
-   raw pymongo again, is an A/A control: its distance from 1.000 is the noise floor of the run.
-2. The CPU the calling thread spends per operation (``time.thread_time``, 1 thread), pymongo's and what each
-   variant adds to it (less dependent on the machine's load than wall time, though not immune), and the
-   Python function calls per operation counted by cProfile (deterministic).
+   primary, with 1 and 16 threads: plain pymongo, pymongo under ``pymongo.timeout(60)``, ``Engine`` executor
+   methods (``engine.find_one(coll, ...)``) and ``Database``/``Collection`` methods, and plain pymongo again
+   as an A/A control (its distance from 1.000 is the noise floor).  The variants run interleaved (their order
+   rotates every round) against the same member; each ratio is the median of the per-round ratios (paired
+   rounds, so a noisy neighbour hits both sides alike), for wall time and for the CPU of the whole process
+   (every thread: pymongo's, the engine's and the in-process simulator's).  Reads are compared with plain
+   pymongo; writes with pymongo under ``pymongo.timeout``, which the engine runs every write under (pymongo
+   then retries with the same transaction number): a separate column says what that timeout costs next to
+   plain pymongo.
+2. Python function calls per operation counted by cProfile (deterministic).
 3. The pure wrapper cost in microseconds, without any network: the same mongomancy call paths against a
    fake collection whose methods return at once, minus the cost of calling that fake directly.
 
@@ -35,7 +34,7 @@ from typing import Any
 
 import pymongo
 from _common import markdown
-from pymongo import MongoClient
+from pymongo import MongoClient, WriteConcern
 from pymongo.collection import Collection as PyMongoCollection
 
 from mongomancy import Database, Engine
@@ -73,13 +72,14 @@ def make_engine_call(engine: Engine) -> Callable[..., Any]:
     return engine_call
 
 
-def timed_batch(fn: Callable[[int], Any], threads: int, per_thread: int) -> float:
-    """Seconds per operation for ``threads`` threads each running ``fn`` ``per_thread`` times."""
+def timed_batch(fn: Callable[[int], Any], threads: int, per_thread: int) -> tuple[float, float]:
+    """Wall seconds and process CPU seconds (every thread of the process) per operation, for ``threads``
+    threads each running ``fn`` ``per_thread`` times."""
     if threads == 1:
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         for i in range(per_thread):
             fn(i)
-        return (time.perf_counter() - t0) / per_thread
+        return (time.perf_counter() - t0) / per_thread, (time.process_time() - c0) / per_thread
     barrier = threading.Barrier(threads + 1)
 
     def work(offset: int) -> None:
@@ -91,18 +91,11 @@ def timed_batch(fn: Callable[[int], Any], threads: int, per_thread: int) -> floa
     for t in pool:
         t.start()
     barrier.wait()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     for t in pool:
         t.join()
-    return (time.perf_counter() - t0) / (threads * per_thread)
-
-
-def cpu_per_op(fn: Callable[[int], Any], n: int = 200) -> float:
-    """CPU seconds the calling thread spends per operation (excludes waiting on the network)."""
-    t0 = time.thread_time()
-    for i in range(n):
-        fn(i)
-    return (time.thread_time() - t0) / n
+    ops = threads * per_thread
+    return (time.perf_counter() - t0) / ops, (time.process_time() - c0) / ops
 
 
 def calls_per_op(fn: Callable[[int], Any], n: int = 1_000) -> float:
@@ -115,9 +108,24 @@ def calls_per_op(fn: Callable[[int], Any], n: int = 1_000) -> float:
     return pstats.Stats(profiler).total_calls / n  # type: ignore[attr-defined, no-any-return]
 
 
+#: The variants, in the order of the table.  Reads are compared with plain pymongo; writes with pymongo under
+#: ``pymongo.timeout`` (the engine runs every write under it: pymongo then retries with the same txnNumber).
+PLAIN, TIMEOUT, ENGINE, COLLECTION, CONTROL = (
+    "pymongo",
+    "pymongo under pymongo.timeout(60)",
+    "Engine executor",
+    "Database/Collection",
+    "pymongo again (A/A control)",
+)
+
+
+def _paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
+
+
 def network_table(rounds: int) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
     rows: list[tuple[str, ...]] = []
-    cpu_rows: list[tuple[str, ...]] = []
+    calls_rows: list[tuple[str, ...]] = []
     with SimulatedReplicaSet() as rs:
         raw_client: MongoClient[dict[str, Any]] = MongoClient(rs.uri, maxPoolSize=32)
         engine = Engine(uri=rs.uri, maxPoolSize=32)
@@ -129,46 +137,48 @@ def network_table(rounds: int) -> tuple[list[tuple[str, ...]], list[tuple[str, .
             raw_coll.insert_many([{"_id": i, "n": 0} for i in range(N_DOCS)])
             engine_coll = engine.client.bench.bench
             variants: dict[str, tuple[Any, Callable[..., Any]]] = {
-                "pymongo": (raw_coll, raw_call),
-                "Engine executor": (engine_coll, make_engine_call(engine)),
-                "Database/Collection": (mm_collection, raw_call),
-                "pymongo under pymongo.timeout(60)": (raw_coll, timeout_call),
-                "pymongo again (A/A control)": (raw_coll, raw_call),
+                PLAIN: (raw_coll, raw_call),
+                TIMEOUT: (raw_coll, timeout_call),
+                ENGINE: (engine_coll, make_engine_call(engine)),
+                COLLECTION: (mm_collection, raw_call),
+                CONTROL: (raw_coll, raw_call),
             }
-            for threads, per_thread in ((1, 60), (16, 6)):
+            for threads, per_thread in ((1, 100), (16, 8)):
                 for op in OPS:
                     fns = {name: op_call(op, target, call) for name, (target, call) in variants.items()}
                     for fn in fns.values():  # warm up pools and code paths
                         timed_batch(fn, threads, per_thread * 4)
-                    times: dict[str, list[float]] = {name: [] for name in fns}
+                    wall: dict[str, list[float]] = {name: [] for name in fns}
+                    cpu: dict[str, list[float]] = {name: [] for name in fns}
                     names = list(fns)
                     for r in range(rounds):
                         order = names[r % len(names) :] + names[: r % len(names)]
                         for name in order:
-                            times[name].append(timed_batch(fns[name], threads, per_thread))
-                    base = times["pymongo"]
-                    cells = [op, str(threads), f"{statistics.median(base) * 1e6:.0f}"]
-                    for name in names[1:]:
-                        ratio = statistics.median(t / b for t, b in zip(times[name], base, strict=True))
-                        cells += [f"{statistics.median(times[name]) * 1e6:.0f}", f"{ratio:.3f}"]
+                            seconds, cpu_seconds = timed_batch(fns[name], threads, per_thread)
+                            wall[name].append(seconds)
+                            cpu[name].append(cpu_seconds)
+                    base = PLAIN if op == "find_one" else TIMEOUT
+                    label = "pymongo.timeout" if base == TIMEOUT else "pymongo"
+                    cells = [op, str(threads), f"{statistics.median(wall[PLAIN]) * 1e6:.0f}", label]
+                    for name in (ENGINE, COLLECTION):
+                        cells += [
+                            f"{_paired_ratio(wall[name], wall[base]):.3f}",
+                            f"{_paired_ratio(cpu[name], cpu[base]):.3f}",
+                        ]
+                    cells += [
+                        f"{_paired_ratio(wall[TIMEOUT], wall[PLAIN]):.3f}",
+                        f"{_paired_ratio(cpu[TIMEOUT], cpu[PLAIN]):.3f}",
+                        f"{_paired_ratio(wall[CONTROL], wall[PLAIN]):.3f}",
+                        f"{_paired_ratio(cpu[CONTROL], cpu[PLAIN]):.3f}",
+                    ]
                     rows.append(tuple(cells))
                     if threads == 1:
-                        cpu = {name: [] for name in fns}
-                        for _ in range(rounds):
-                            for name in names:
-                                cpu[name].append(cpu_per_op(fns[name]))
-                        base_cpu = statistics.median(cpu["pymongo"])
-                        cpu_cells = [op, f"{base_cpu * 1e6:.0f}"]
-                        for name in names[1:]:
-                            extra = statistics.median(cpu[name]) - base_cpu
-                            cpu_cells.append(f"{extra * 1e6:+.1f}")
-                        calls = {name: calls_per_op(fns[name]) for name in names}
-                        cpu_cells += [f"{calls[name]:.0f}" for name in names[:-1]]
-                        cpu_rows.append(tuple(cpu_cells))
+                        counted = (PLAIN, TIMEOUT, ENGINE, COLLECTION)
+                        calls_rows.append((op, *(f"{calls_per_op(fns[name]):.0f}" for name in counted)))
         finally:
             engine.dispose()
             raw_client.close()
-    return rows, cpu_rows
+    return rows, calls_rows
 
 
 # ---------------------------------------------------------------------------------------------- no network
@@ -176,6 +186,7 @@ class FakeCollection:
     """Answers at once: the cost of calling it is the floor every path pays."""
 
     read_preference = None
+    write_concern = WriteConcern()
     full_name = "bench.fake"
 
     def find_one(self, *args: Any, **kwargs: Any) -> Any:
@@ -261,47 +272,33 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the wrapper hot path")
     args = parser.parse_args()
 
-    rows, cpu_rows = network_table(args.rounds)
-    print(f"Through the simulated primary (median of {args.rounds} interleaved rounds, µs per operation)\n")
+    rows, calls_rows = network_table(args.rounds)
+    print(
+        f"Through the simulated primary: median of {args.rounds} interleaved rounds; ratios are medians of "
+        "per-round ratios (wall, and process CPU of every thread); reads against plain pymongo, writes "
+        "against pymongo under pymongo.timeout\n"
+    )
     print(
         markdown(
             (
                 "operation",
                 "threads",
                 "pymongo µs",
-                "Engine µs",
-                "Engine / pymongo",
-                "Collection µs",
-                "Collection / pymongo",
-                "pymongo+timeout µs",
-                "pymongo+timeout / pymongo",
-                "A/A control µs",
-                "A/A / pymongo (noise floor)",
+                "baseline",
+                "Engine / baseline wall",
+                "Engine / baseline CPU",
+                "Collection / baseline wall",
+                "Collection / baseline CPU",
+                "pymongo.timeout / pymongo wall",
+                "pymongo.timeout / pymongo CPU",
+                "A/A wall",
+                "A/A CPU",
             ),
             rows,
         )
     )
-    print(
-        "\nCPU of the calling thread per operation (time.thread_time, 1 thread), and Python function calls"
-        " per operation (cProfile: deterministic)\n"
-    )
-    print(
-        markdown(
-            (
-                "operation",
-                "pymongo µs CPU",
-                "Engine: extra µs",
-                "Collection: extra µs",
-                "pymongo+timeout: extra µs",
-                "A/A: extra µs",
-                "Python calls/op: pymongo",
-                "Engine",
-                "Collection",
-                "pymongo+timeout",
-            ),
-            cpu_rows,
-        )
-    )
+    print("\nPython function calls per operation (cProfile, 1 thread: deterministic)\n")
+    print(markdown(("operation", "pymongo", "pymongo.timeout", "Engine", "Collection"), calls_rows))
     wrapper_rows, report = wrapper_table(args.rounds, args.profile)
     print("\nWrapper cost without network (fake collection; µs per call, 1 thread)\n")
     print(
