@@ -37,6 +37,7 @@ from mongomancy.errors import (
 from mongomancy.events import TopologyChange
 from mongomancy.executor import Executor
 from mongomancy.fatal import Identity
+from mongomancy.inflight import InFlight
 from mongomancy.retry import (
     Attempts,
     CommandKind,
@@ -171,6 +172,7 @@ class Engine(Executor):
     def _start(self, generation: int = 1, announce_client: bool = False) -> None:
         self._pid = os.getpid()
         self._queue = PrimaryWaitQueue(self._queue_capacity)
+        self._in_flight = InFlight()
         self._supervisor = Supervisor(
             name=self._name,
             client_factory=self._make_client,
@@ -220,6 +222,11 @@ class Engine(Executor):
     def supervisor_thread(self) -> threading.Thread | None:
         """The supervisor's thread (for diagnostics and tests)."""
         return self._supervisor.thread
+
+    @property
+    def commands_in_flight(self) -> int:
+        """Commands inside a pymongo call right now (while no primary is known, they count as waiting)."""
+        return self._in_flight.count
 
     def topology(self) -> TopologyState:
         """The supervisor's latest view: writable, primary address, topology type, client generation."""
@@ -285,7 +292,8 @@ class Engine(Executor):
         if state.writable and client is not None:
             started = time.monotonic()
             try:
-                result = command.run(client, None if command.kind is _READ else self._policy.budget)
+                with self._in_flight:
+                    result = command.run(client, None if command.kind is _READ else self._policy.budget)
             except PyMongoError as error:
                 return self._execute_slowly(command, started, error)
             self._counters.succeeded()
@@ -302,7 +310,8 @@ class Engine(Executor):
                     attempts = self.recover(command, error, attempts, deadline, limit_is_callers)
                 client = self._usable_client(command, attempts, started, deadline, limit_is_callers)
                 try:
-                    result = command.run(client, deadline - time.monotonic())
+                    with self._in_flight:
+                        result = command.run(client, deadline - time.monotonic())
                 except PyMongoError as failure:
                     error = failure
                     continue
@@ -383,7 +392,7 @@ class Engine(Executor):
                     raise attempts.last_error
                 raise self._final_error(command, attempts, verdict, deadline, started=started)
             try:
-                self._queue.wait(deadline)
+                self._queue.wait(deadline, busy=self._in_flight.count)
             except QueueFullError as full:
                 if not attempts.maybe_applied:
                     raise

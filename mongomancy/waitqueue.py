@@ -61,11 +61,12 @@ class PrimaryWaitQueue:
         """The most commands that ever waited at once."""
         return self._high_water
 
-    def wait(self, deadline: float) -> bool:
+    def wait(self, deadline: float, busy: int = 0) -> bool:
         """Block until a primary is announced (True) or ``deadline`` (monotonic) passes (False).
 
-        Raises ``QueueFullError`` at once when full, the final error once the queue is shut, and the fatal
-        error while one holds.
+        ``busy`` counts commands waiting elsewhere (inside pymongo's server selection): they count toward the
+        capacity.  Raises ``QueueFullError`` at once when full, the final error once the queue is shut, and
+        the fatal error while one holds.
         """
         with self._lock:
             if self._final_error is not None:
@@ -74,10 +75,11 @@ class PrimaryWaitQueue:
                 raise self._fatal_error()
             if self._open:
                 return True
-            if len(self._waiters) >= self._capacity:
+            if len(self._waiters) + busy >= self._capacity:
                 raise QueueFullError(
                     f"no primary is known and {self._capacity} commands are already waiting for one "
-                    "(raise Engine(queue_capacity=...) if this load is expected)",
+                    f"({len(self._waiters)} queued, {busy} inside pymongo's server selection or a reply; "
+                    "raise Engine(queue_capacity=...) if this load is expected)",
                     capacity=self._capacity,
                 )
             waiter = _Waiter()

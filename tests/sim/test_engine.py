@@ -232,6 +232,32 @@ def test_a_full_queue_fails_at_once_and_the_waiters_run_when_a_primary_is_back(m
     assert engine.stats().queue_high_water == 2
 
 
+def test_the_bound_counts_commands_waiting_inside_pymongo(make_engine, sim_cluster):
+    engine = make_engine(queue_capacity=3, retry_policy=RetryPolicy(budget=20))
+    things = _things(engine)
+    wait_for(lambda: engine.topology().writable, 10, "a primary")
+    sim_cluster.delay(sim_cluster.primary, 5.0)  # replies (not handshakes) come 5 s late: the inserts wait
+    workers = [threading.Thread(target=engine.insert_one, args=(things, {"i": i})) for i in range(3)]
+    for worker in workers:
+        worker.start()
+    backend: pymongo.MongoClient = pymongo.MongoClient(sim_cluster.backend_uri, directConnection=True)
+    try:  # the three inserts reached the server (their replies are held back)
+        wait_for(lambda: backend.db.things.count_documents({}) == 3, 10, "three inserts applied")
+    finally:
+        backend.close()
+    assert engine.commands_in_flight == 3
+    sim_cluster.step_down(election_seconds=60)
+    wait_for(lambda: not engine.topology().writable, 10, "no primary")
+    assert engine.stats().queue_length == 0  # the queue itself is empty...
+    with pytest.raises(QueueFullError, match="3 inside pymongo"):  # ...but three commands already wait
+        engine.insert_one(things, {"i": 99})
+    sim_cluster.elect()
+    for worker in workers:
+        worker.join(30)
+    assert not any(worker.is_alive() for worker in workers)
+    assert engine.count_documents(things, {}) == 3
+
+
 def test_dispose_wakes_waiting_commands_and_is_final(make_engine, sim_cluster):
     engine = make_engine()
     things = _things(engine)
