@@ -9,6 +9,7 @@ testable.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -16,10 +17,11 @@ import attrs
 import pymongo
 from pymongo import DeleteOne, InsertOne, MongoClient, ReplaceOne, UpdateOne
 from pymongo.collection import Collection as PyMongoCollection
+from pymongo.errors import PyMongoError
 from pymongo.read_preferences import ReadPreference
 
 from mongomancy.errors import StaleSessionError
-from mongomancy.retry import CommandKind
+from mongomancy.retry import Attempts, CommandKind, RetryPolicy
 
 
 class RetryClass(enum.Enum):
@@ -275,6 +277,34 @@ class FunctionCommand:
 
 
 AnyCommand = Command | FunctionCommand
+
+
+class CommandRunner(Protocol):
+    """What a resumable cursor needs from the engine that runs it (``Engine`` implements it).
+
+    A protocol rather than ``Engine`` itself, so the cursor module does not import the engine module that
+    imports it (no import cycle, not even under ``TYPE_CHECKING``).
+    """
+
+    @property
+    def client(self) -> MongoClient[Any]: ...
+
+    @property
+    def retry_policy(self) -> RetryPolicy: ...
+
+    @property
+    def logger(self) -> logging.Logger: ...
+
+    def execute(self, command: AnyCommand) -> Any: ...
+
+    def recover(
+        self,
+        command: AnyCommand,
+        error: PyMongoError,
+        attempts: Attempts,
+        deadline: float,
+        limit_is_callers: bool = False,
+    ) -> Attempts: ...
 
 
 def _materialise_documents(arguments: list[Any], kwargs: dict[str, Any]) -> None:

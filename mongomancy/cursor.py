@@ -31,7 +31,7 @@ import copy
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import pymongo
@@ -41,14 +41,11 @@ from pymongo.errors import InvalidOperation, PyMongoError
 
 from mongomancy._paths import MISSING, lookup_dotted
 from mongomancy.bson_order import UnorderableValueError, compare
-from mongomancy.commands import CollectionTarget, Command, FunctionCommand, RetryClass
+from mongomancy.commands import CollectionTarget, Command, CommandRunner, FunctionCommand, RetryClass
 from mongomancy.errors import CursorResumeError
 from mongomancy.fetch_keys import FetchPlan, plan_fetch, strip_paths
 from mongomancy.resume import after_filter, check_direction, total_prefix
 from mongomancy.retry import Attempts
-
-if TYPE_CHECKING:
-    from mongomancy.engine import Engine
 
 SortSpec = list[tuple[str, Any]]
 ServerCursor = Cursor[Any] | CommandCursor[Any]
@@ -133,7 +130,7 @@ class ResumePlan:
 class _ResumableIterator(Iterator[Any]):
     """The iteration and recovery both cursors share; subclasses say how to open a server cursor."""
 
-    _engine: Engine
+    _engine: CommandRunner
     _target: CollectionTarget
     _limit: int
     _max_ties: int
@@ -449,7 +446,7 @@ class ResumableCursor(_ResumableIterator):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: CommandRunner,
         target: CollectionTarget,
         filter: Mapping[str, Any] | None = None,
         projection: Any = None,
@@ -660,7 +657,7 @@ class ResumableAggregateCursor(_ResumableIterator):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: CommandRunner,
         target: CollectionTarget,
         pipeline: Sequence[Mapping[str, Any]],
         *,
