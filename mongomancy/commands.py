@@ -213,11 +213,14 @@ class Command:
         retry instead.
         """
         session = self.kwargs.get("session")
-        if session is not None and session.client is not client:
-            raise StaleSessionError(
-                f"{self.operation} on {self.target.full_name}: the session belongs to a client the engine "
-                "has replaced; start a new session with engine.start_session()"
-            )
+        if session is not None:
+            if session.client is not client:
+                raise StaleSessionError(
+                    f"{self.operation} on {self.target.full_name}: the session belongs to a client the "
+                    "engine has replaced; start a new session with engine.start_session()"
+                )
+            if session.in_transaction:
+                seconds = None  # pymongo's with_transaction owns the retries and the time of a transaction
         collection = self.target.resolve(client)
         method = getattr(collection, self.operation)
         if seconds is None or (not self.is_read and "wtimeout" in collection.write_concern.document):

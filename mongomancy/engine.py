@@ -15,7 +15,7 @@ import time
 import urllib.parse
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pymongo import MongoClient, _csot
 from pymongo.client_session import ClientSession
@@ -309,9 +309,12 @@ class Engine(Executor):
                 if error is not None:
                     attempts = self.recover(command, error, attempts, deadline, limit_is_callers)
                 client = self._usable_client(command, attempts, started, deadline, limit_is_callers)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:  # no time for another attempt: never start one that cannot finish
+                    self._raise_at_deadline(command, attempts, started, deadline, limit_is_callers)
                 try:
                     with self._in_flight:
-                        result = command.run(client, deadline - time.monotonic())
+                        result = command.run(client, remaining)
                 except PyMongoError as failure:
                     error = failure
                     continue
@@ -387,10 +390,7 @@ class Engine(Executor):
             if client is not None and (state.writable or command.runs_without_primary(client)):
                 return client
             if time.monotonic() >= deadline:
-                verdict = at_deadline(attempts, limit_is_callers=limit_is_callers)
-                if verdict is Verdict.RAISE and attempts.last_error is not None:
-                    raise attempts.last_error
-                raise self._final_error(command, attempts, verdict, deadline, started=started)
+                self._raise_at_deadline(command, attempts, started, deadline, limit_is_callers)
             try:
                 self._queue.wait(deadline, busy=self._in_flight.count)
             except QueueFullError as full:
@@ -399,6 +399,19 @@ class Engine(Executor):
                 raise self._final_error(
                     command, attempts, Verdict.OUTCOME_UNKNOWN, deadline, started=started
                 ) from full
+
+    def _raise_at_deadline(
+        self,
+        command: AnyCommand,
+        attempts: Attempts,
+        started: float,
+        deadline: float,
+        limit_is_callers: bool,
+    ) -> NoReturn:
+        verdict = at_deadline(attempts, limit_is_callers=limit_is_callers)
+        if verdict is Verdict.RAISE and attempts.last_error is not None:
+            raise attempts.last_error
+        raise self._final_error(command, attempts, verdict, deadline, started=started)
 
     def _final_error(
         self,
