@@ -2,8 +2,9 @@
 the repository root is on ``sys.path`` under pytest).
 
 The DDL tests (tests/sim/test_create_all.py, tests/sim/test_ddl_apply.py) share a sample schema and how they
-read indexes back.  The definitions use only what the simulator's nx backend keeps: ascending keys, ``unique``
-and ``expireAfterSeconds``.  It renames indexes, so indexes are compared by key pattern, never by name.
+read indexes back.  The definitions use only what both of their backends keep: ascending keys, ``unique``
+and ``expireAfterSeconds``.  A bare nx_27017 (tests/sim/test_ddl_apply.py's ``nx`` backend, without simulated
+members) renames indexes, so indexes are compared by key pattern, never by name.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ PLAYER = CollectionDefinition(
 
 
 def live_keys(database: Database[Any], collection: str) -> dict[tuple[tuple[str, Any], ...], dict[str, Any]]:
-    """``{key pattern: index document}`` of ``collection`` (the backend renames indexes)."""
+    """``{key pattern: index document}`` of ``collection`` (a bare nx backend renames indexes)."""
     return {tuple(index["key"].items()): dict(index) for index in database[collection].list_indexes()}
 
 

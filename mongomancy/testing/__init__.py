@@ -34,8 +34,10 @@ Behaviour worth knowing:
   ``wait_for(condition)`` polls with a deadline, so tests wait for events instead of sleeping.
 - In this repository's tests, the ``sim_cluster`` fixture gives a fresh 3-member set per test and the
   ``fast_heartbeats`` fixture wraps the helper (see ``tests/conftest.py``).
-- Handshakes are not recorded; replies reflect the backend's quirks (``nx_27017`` renames indexes, ignores
-  ``collMod``).  Lag is only reported: reads on a "lagging" secondary see current data.
+- Handshakes are not recorded.  Members put right at the protocol layer what they can of the backend's
+  differences from MongoDB (index names, ``_id`` types, duplicate-key details) and refuse options it would
+  drop; the rest is listed in tests/sim/test_conformance.py and the README.  Lag is only reported: reads on a
+  "lagging" secondary see current data.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from bson.int64 import Int64
 from bson.timestamp import Timestamp
 
 from mongomancy.errors import PortInUseError
-from mongomancy.testing import corrections, wire
+from mongomancy.testing import corrections, indexes, wire
 from mongomancy.testing.auth import UserStore
 from mongomancy.testing.backend import Backend
 from mongomancy.testing.faults import FailPoint, FaultTable, code_name
@@ -163,6 +163,8 @@ class ClusterState:
         self.records = RecordLog()
         self.faults = FaultTable()
         self.dedup = DedupTable()
+        #: How MongoDB would list the indexes created through the members (the backend renames them).
+        self.catalogue = indexes.Catalogue()
         #: Cursors the backend dropped with the connection that opened them (``nx_27017`` ties a cursor to
         #: its connection; mongod does not).  A getMore for one gets CursorNotFound, as from mongod, instead
         #: of the backend's ``{ok: 1, cursor: {id: 0, nextBatch: []}}``, which ends an iteration silently.
@@ -509,8 +511,11 @@ class Member:
         server = self.state.backend
         strip = server.strip_fields
         is_msg = message.op_code == wire.OP_MSG
+        name = next(iter(message.body), "")
+        if server.corrected and is_msg and name in indexes.DDL_COMMANDS:
+            return self._ddl(conn.backend, message, name)
         corrected = (
-            corrections.correct_request(next(iter(message.body), ""), message.body, message.sequences)
+            corrections.correct_request(name, message.body, message.sequences)
             if server.corrected and is_msg
             else None
         )
@@ -527,6 +532,16 @@ class Member:
         if server.corrected and is_msg and corrections.DUPLICATE_MARK in reply:
             return self._name_duplicate_keys(conn.backend, message, reply)
         return reply
+
+    def _ddl(self, backend: socket.socket, message: wire.Message, name: str) -> bytes:
+        """Index and collection DDL through the cluster's catalogue (see ``testing/indexes.py``)."""
+
+        def send(command: Mapping[str, Any]) -> dict[str, Any]:
+            backend.sendall(wire.op_msg_reply(0, command))
+            return bson.decode(wire.reply_body(wire.read_raw(backend)))
+
+        reply = indexes.IndexDdl(self.state.catalogue, send).handle(name, message.body)
+        return wire.op_msg_reply(message.request_id, reply)
 
     @staticmethod
     def _name_duplicate_keys(backend: socket.socket, message: wire.Message, reply: bytes) -> bytes:

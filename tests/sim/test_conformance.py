@@ -7,13 +7,14 @@ it runs on), so a deviation that goes away, or a new one, fails the suite.  No o
 work around a deviation silently: it names the entry here.
 
 The README's conformance table is rendered from :data:`BEHAVIOURS` (``python -m tests.sim.test_conformance``
-prints it) and :func:`test_readme_table_matches_the_conformance_list` keeps the two identical.
+prints it, ``--write`` puts it into README.md) and :func:`test_readme_table_matches_the_conformance_list` keeps the two identical.
 """
 
 from __future__ import annotations
 
 import datetime
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ class Behaviour:
 
 
 JSONB = (3, 45)  # SQLite 3.45 added JSONB, which neosqlite uses when the library has it
+REFUSED = "refused loudly with 115 CommandNotSupported (the backend would drop it silently)"
 
 #: test node name -> the behaviour it checks.  The README table is rendered from this, in this order.
 BEHAVIOURS: dict[str, Behaviour] = {
@@ -154,35 +156,35 @@ BEHAVIOURS: dict[str, Behaviour] = {
         Deviation("answers `value: null` (as if nothing matched) and leaves the document unchanged"),
     ),
     # -- indexes, collections, collMod --------------------------------------------------------------------
-    "test_index_is_listed_as_created[name]": Behaviour(
-        "an index is listed under the name it was given",
-        Deviation("renamed `idx_<collection>_<fields>`"),
-    ),
+    "test_index_is_listed_as_created[name]": Behaviour("an index is listed under the name it was given"),
     "test_index_is_listed_as_created[unique]": Behaviour("`unique` is kept"),
     "test_index_is_listed_as_created[expireAfterSeconds]": Behaviour("`expireAfterSeconds` is kept"),
     "test_index_is_listed_as_created[descending]": Behaviour(
-        "a compound key keeps its directions (`{a: 1, b: -1}`)",
-        Deviation("listed as `{a: 1, b: 1}`"),
+        "a compound key keeps its directions (`{a: 1, b: -1}`)"
     ),
-    "test_index_is_listed_as_created[sparse]": Behaviour("`sparse` is kept", Deviation("dropped silently")),
+    "test_index_is_listed_as_created[sparse]": Behaviour("`sparse` is kept", Deviation(REFUSED)),
     "test_index_is_listed_as_created[partialFilterExpression]": Behaviour(
-        "`partialFilterExpression` is kept", Deviation("dropped silently")
+        "`partialFilterExpression` is kept", Deviation(REFUSED)
     ),
-    "test_index_is_listed_as_created[collation]": Behaviour(
-        "an index collation is kept", Deviation("dropped silently")
-    ),
-    "test_index_is_listed_as_created[hidden]": Behaviour("`hidden` is kept", Deviation("dropped silently")),
+    "test_index_is_listed_as_created[collation]": Behaviour("an index collation is kept", Deviation(REFUSED)),
+    "test_index_is_listed_as_created[hidden]": Behaviour("`hidden` is kept"),
     "test_collection_options_are_kept[validator]": Behaviour(
-        "a validator is kept and enforced", Deviation("dropped silently")
+        "a validator is kept and enforced", Deviation(REFUSED)
     ),
-    "test_collection_options_are_kept[capped]": Behaviour(
-        "`capped` and `size` are kept", Deviation("dropped silently")
+    "test_collection_options_are_kept[capped]": Behaviour("`capped` and `size` are kept", Deviation(REFUSED)),
+    "test_index_conflicts_are_errors[same key, other name]": Behaviour(
+        "re-creating an index under another name fails with 85 IndexOptionsConflict"
     ),
+    "test_index_conflicts_are_errors[same name, other options]": Behaviour(
+        "re-creating a name with other options fails with 86 IndexKeySpecsConflict"
+    ),
+    "test_drop_index_by_name_and_by_key": Behaviour("`dropIndexes` takes the index name or its key pattern"),
     "test_coll_mod_changes_the_collection[expireAfterSeconds]": Behaviour(
-        "`collMod` changes an index's `expireAfterSeconds`", Deviation("a no-op answering `ok: 1`")
+        "`collMod` changes an index's `expireAfterSeconds` (refused, 115, for a unique index)"
     ),
+    "test_coll_mod_changes_the_collection[hidden]": Behaviour("`collMod` hides and unhides an index"),
     "test_coll_mod_changes_the_collection[validator]": Behaviour(
-        "`collMod` changes the validator", Deviation("a no-op answering `ok: 1`")
+        "`collMod` changes the validator", Deviation(REFUSED)
     ),
 }
 
@@ -499,14 +501,44 @@ def test_collection_options_are_kept(db: Database[Any], option: str) -> None:
         assert info.value.code == 121
 
 
-@pytest.mark.parametrize("option", ["expireAfterSeconds", "validator"])
+@pytest.mark.parametrize("case", ["same key, other name", "same name, other options"])
+def test_index_conflicts_are_errors(db: Database[Any], case: str) -> None:
+    """MongoDB manual, "db.collection.createIndex()": an existing key pattern under another name, or an
+    existing name with other options, is an error (85 IndexOptionsConflict, 86 IndexKeySpecsConflict)."""
+    db.things.create_index("a", name="by_a")
+    assert db.things.create_index("a", name="by_a") == "by_a"  # the very same index again: a no-op
+    with pytest.raises(OperationFailure) as info:
+        if case == "same key, other name":
+            db.things.create_index("a", name="a_again")
+        else:
+            db.things.create_index("a", name="by_a", unique=True)
+    assert info.value.code == (85 if case == "same key, other name" else 86)
+    assert [i["name"] for i in db.things.list_indexes()] == ["_id_", "by_a"]
+
+
+def test_drop_index_by_name_and_by_key(db: Database[Any]) -> None:
+    db.things.create_index([("a", 1), ("b", -1)], name="ab")
+    db.things.create_index("c")
+    db.things.drop_index("ab")
+    db.things.drop_index([("c", 1)])
+    assert [i["name"] for i in db.things.list_indexes()] == ["_id_"]
+    with pytest.raises(OperationFailure) as info:
+        db.things.drop_index("ab")
+    assert info.value.code == 27  # IndexNotFound
+
+
+@pytest.mark.parametrize("option", ["expireAfterSeconds", "hidden", "validator"])
 def test_coll_mod_changes_the_collection(db: Database[Any], option: str) -> None:
-    """MongoDB manual, "collMod": changes an index's TTL or the validator in place."""
+    """MongoDB manual, "collMod": changes an index's TTL or visibility, or the validator, in place."""
     db.things.create_index("t", expireAfterSeconds=3600)
-    if option == "expireAfterSeconds":
-        db.command("collMod", "things", index={"keyPattern": {"t": 1}, "expireAfterSeconds": 60})
+    if option in ("expireAfterSeconds", "hidden"):
+        value = 60 if option == "expireAfterSeconds" else True
+        answer = db.command("collMod", "things", index={"keyPattern": {"t": 1}, option: value})
+        assert (answer[f"{option}_old"], answer[f"{option}_new"]) == (
+            (3600, 60) if value == 60 else (False, True)
+        )
         (index,) = [i for i in db.things.list_indexes() if dict(i["key"]) == {"t": 1}]
-        assert index.get("expireAfterSeconds") == 60
+        assert (index["name"], index.get(option)) == ("t_1", value)
     else:
         validator = {"$jsonSchema": {"bsonType": "object", "required": ["t"]}}
         db.command("collMod", "things", validator=validator)
@@ -521,7 +553,7 @@ def test_readme_table_matches_the_conformance_list() -> None:
     text = README.read_text(encoding="utf-8")
     found = re.search(re.escape(TABLE_START) + r".*?" + re.escape(TABLE_END), text, re.S)
     assert found, f"README.md has no conformance table between {TABLE_START!r} and {TABLE_END!r}"
-    assert found.group(0) == render_table(), "run: python -m tests.sim.test_conformance, paste into README.md"
+    assert found.group(0) == render_table(), "run: python -m tests.sim.test_conformance --write"
 
 
 def test_every_entry_has_its_test() -> None:
@@ -536,5 +568,16 @@ def test_every_entry_has_its_test() -> None:
             assert param.removesuffix("]") in mark.args[1], f"{node}: no parameter {param}"
 
 
+def write_table() -> None:
+    """Replace the README's conformance table with :func:`render_table`."""
+    text = README.read_text(encoding="utf-8")
+    found = re.search(re.escape(TABLE_START) + r".*?" + re.escape(TABLE_END), text, re.S)
+    assert found, "README.md has no conformance table markers"
+    README.write_text(text[: found.start()] + render_table() + text[found.end() :], encoding="utf-8")
+
+
 if __name__ == "__main__":
-    print(render_table())
+    if sys.argv[1:] == ["--write"]:
+        write_table()
+    else:
+        print(render_table())

@@ -108,7 +108,7 @@ def test_crud_indexes_and_collections_round_trip(
     assert coll.find_one_and_update({"_id": 1}, {"$inc": {"a": 1}})["a"] == 1  # type: ignore[index]
     assert coll.count_documents({}) == 2
     coll.create_index("a")
-    assert len(coll.index_information()) == 2  # nx_27017 renames the index, but it is there
+    assert sorted(coll.index_information()) == ["_id_", "a_1"]  # listed as MongoDB names it
     assert client.app.list_collection_names() == ["things"]
     forwarded = {r.command for r in rs.records(0, outcome=Outcome.FORWARDED)}
     assert {"insert", "update", "delete", "find", "findAndModify", "createIndexes"} <= forwarded
@@ -116,6 +116,45 @@ def test_crud_indexes_and_collections_round_trip(
     assert rs.count("hello") == 0  # handshakes are not recorded
     with MongoClient(rs.backend_uri) as direct:  # the data really is in the backend
         assert direct.app.things.count_documents({}) == 2
+
+
+def test_what_the_backend_would_drop_is_refused_loudly(client: MongoClient[dict[str, Any]]) -> None:
+    """Options nx_27017 would accept and forget are errors (115 CommandNotSupported) that name the option;
+    nothing is created (see the conformance table in the README)."""
+    app = client.app
+    refused: list[tuple[str, Any]] = [
+        ("sparse", lambda: app.things.create_index("s", sparse=True)),
+        ("collation", lambda: app.things.create_index("c", collation={"locale": "en"})),
+        ("index key t: 'text'", lambda: app.things.create_index([("t", "text")])),
+        ("validator", lambda: app.create_collection("valid", validator={"a": {"$exists": True}})),
+        ("capped, size", lambda: app.create_collection("log", capped=True, size=4096)),
+        ("validator", lambda: app.command("collMod", "things", validator={})),
+    ]
+    for option, call in refused:
+        with pytest.raises(OperationFailure) as info:
+            call()
+        assert info.value.code == 115 and option in str(info.value), (option, info.value)
+    assert app.list_collection_names() == []
+    app.things.create_index("u", unique=True, expireAfterSeconds=60)
+    with pytest.raises(OperationFailure, match="unique index") as info:
+        app.command("collMod", "things", index={"keyPattern": {"u": 1}, "expireAfterSeconds": 5})
+    assert info.value.code == 115
+
+
+def test_index_names_follow_the_collection(
+    rs: SimulatedReplicaSet, client: MongoClient[dict[str, Any]]
+) -> None:
+    """The members' index catalogue forgets a dropped collection or database; an index made directly on the
+    backend is listed as the backend names it."""
+    app = client.app
+    app.things.create_index("a", name="by_a")
+    app.things.drop()
+    app.things.create_index("a")
+    assert [i["name"] for i in app.things.list_indexes()] == ["_id_", "a_1"]
+    client.drop_database("app")
+    with MongoClient(rs.backend_uri) as direct:
+        direct.app.things.create_index("a", name="by_a")
+    assert [i["name"] for i in app.things.list_indexes()] == ["_id_", "idx_things_a"]
 
 
 def test_secondary_reads_with_a_read_preference(
