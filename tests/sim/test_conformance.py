@@ -7,7 +7,8 @@ it runs on), so a deviation that goes away, or a new one, fails the suite.  No o
 work around a deviation silently: it names the entry here.
 
 The README's conformance table is rendered from :data:`BEHAVIOURS` (``python -m tests.sim.test_conformance``
-prints it, ``--write`` puts it into README.md) and :func:`test_readme_table_matches_the_conformance_list` keeps the two identical.
+prints it, ``--write`` puts it into README.md) and
+:func:`test_readme_table_matches_the_conformance_list` keeps the two identical.
 """
 
 from __future__ import annotations
