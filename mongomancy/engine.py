@@ -36,7 +36,7 @@ from mongomancy.errors import (
 )
 from mongomancy.events import TopologyChange
 from mongomancy.executor import Executor
-from mongomancy.fatal import Identity
+from mongomancy.fatal import Identity, seed_addresses
 from mongomancy.inflight import InFlight
 from mongomancy.retry import (
     Attempts,
@@ -189,6 +189,7 @@ class Engine(Executor):
             replace_client_on_failover=self._replace_on_failover,
             identity=self._identity,
             secrets=self._secrets,
+            seeds=seed_addresses(self._client_args),
             generation=generation,
             announce_client=announce_client,
         )

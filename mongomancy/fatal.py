@@ -95,6 +95,22 @@ class Identity:
         return f"user {self.user!r} (mechanism {mechanism}, authSource {self.source or 'admin'})"
 
 
+def seed_addresses(args: tuple[Any, ...]) -> tuple[str, ...]:
+    """The seed list as ``host:port`` strings, from MongoClient's positional arguments."""
+    if not args or not isinstance(args[0], str):
+        return ()
+    if "://" not in args[0]:
+        port = args[1] if len(args) > 1 and isinstance(args[1], int) else 27017
+        return (f"{args[0]}:{port}",)
+    if args[0].startswith("mongodb+srv://"):
+        return ()
+    netloc = args[0].split("://", 1)[1].partition("/")[0]
+    hosts = netloc.rpartition("@")[2]
+    return tuple(
+        host if ":" in host.rpartition("]")[2] else f"{host}:27017" for host in hosts.split(",") if host
+    )
+
+
 def _parse_uri(uri: str) -> tuple[str | None, dict[str, str]]:
     """The user name and the options (lower-case keys) of a connection string MongoClient accepted."""
     rest = uri.split("://", 1)[1]
@@ -206,13 +222,18 @@ def condition_from_description(
     identity: Identity,
     foreign_members: Mapping[str, str],
     secrets: tuple[str, ...] = (),
+    seeds: tuple[str, ...] = (),
 ) -> FatalCondition | None:
     """An incurable condition the topology shows by itself, or None.
 
     - wire version: pymongo refuses to select any server (``check_compatible``);
     - TLS: there is no writable server and every member is Unknown with a TLS configuration error;
-    - replica-set name: ``replicaSet=`` was given, pymongo removed every seed, and at least one of them
-      answered as something else (``foreign_members``: address -> what it said it is).
+    - replica-set name: ``replicaSet=`` was given and pymongo removed every server.  It removes a server
+      from a replica-set topology only when the server answered as something that cannot belong to the set
+      (another set name, a standalone, a mongos: SDAM spec, ``updateRSWithoutPrimary``), or when a primary
+      left it out of its host list, and then the primary itself stays; so an empty topology means no seed
+      belongs to the set.  ``foreign_members`` (address -> what it said it is, from monitoring events,
+      which pymongo delivers about a second later) makes the message say what the seeds are.
     """
     try:
         description.check_compatible()
@@ -230,8 +251,12 @@ def condition_from_description(
             addresses = tuple(sorted(address_text(a) for a in servers))
             return _condition(FatalReason.TLS, first, addresses, identity, secrets)
         return None
-    if foreign_members and description.replica_set_name is not None:
-        seen = "; ".join(f"{address} {what}" for address, what in sorted(foreign_members.items()))
+    if description.topology_type_name == "ReplicaSetNoPrimary" and description.replica_set_name is not None:
+        addresses = tuple(sorted(set(foreign_members) | set(seeds)))
+        if foreign_members:
+            seen = "; ".join(f"{address} {what}" for address, what in sorted(foreign_members.items()))
+        else:
+            seen = f"every seed ({', '.join(addresses)}) answered as something that cannot belong to it"
         message = (
             f"no member of replica set {description.replica_set_name!r} was found: {seen}; "
             "check replicaSet= in the connection string"
@@ -239,7 +264,7 @@ def condition_from_description(
         return FatalCondition(
             reason=FatalReason.REPLICA_SET_NAME,
             message=redact_text(message, secrets),
-            addresses=tuple(sorted(foreign_members)),
+            addresses=addresses,
             identity=identity,
             cause=None,
         )

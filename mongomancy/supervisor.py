@@ -233,6 +233,7 @@ class Supervisor:
         replace_client_on_failover: bool,
         identity: Identity | None = None,
         secrets: tuple[str, ...] = (),
+        seeds: tuple[str, ...] = (),
         generation: int = 1,
         announce_client: bool = False,
         fatal_recheck_seconds: float = 1.0,
@@ -255,6 +256,7 @@ class Supervisor:
         self._replace_on_failover = replace_client_on_failover
         self._identity = identity or Identity()
         self._secrets = secrets
+        self._seeds = seeds
         self._fatal_recheck = fatal_recheck_seconds
         self._wait_reminder = wait_reminder_seconds
 
@@ -416,7 +418,9 @@ class Supervisor:
     def _check_fatal(self, description: TopologyDescription) -> None:
         """Declare what the topology shows; clear what it no longer shows; re-check authentication."""
         self._note_foreign_members()
-        shown = condition_from_description(description, self._identity, self._foreign, self._secrets)
+        shown = condition_from_description(
+            description, self._identity, self._foreign, self._secrets, self._seeds
+        )
         current = self._fatal
         if shown is not None:
             if (

@@ -1,0 +1,204 @@
+"""Configuration errors no wait can cure, for real on the simulated cluster: refused credentials
+(SCRAM-SHA-256 as mongod runs it, code 18), a password rotated while the engine runs, and a replica-set name
+no member has.
+
+Each must reach the caller at once as ``FatalConfigurationError`` naming the user, the address and the
+mechanism (never the password), with the server's error as ``__cause__``; never "no primary" after the whole
+budget.  The elapsed-time bounds below only tell "at once" from "after the budget" (60 s); the real times are
+measured by benchmarks/bench_auth.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo.errors import OperationFailure
+
+from mongomancy import Engine, FatalConfigurationError, RetryPolicy
+from mongomancy.testing import SimulatedReplicaSet, wait_for
+
+USER = "ops"
+PASSWORD = "s3cret-Pass"
+WRONG = "not-the-Pass"
+BUDGET = RetryPolicy(budget=60)
+AT_ONCE = 10.0  # seconds: far below the 60 s budget, generous for a loaded 2-core machine
+
+
+def uri_for(
+    cluster: SimulatedReplicaSet, password: str, user: str = USER, set_name: str | None = None
+) -> str:
+    hosts = ",".join(member.address for member in cluster.members)
+    return f"mongodb://{user}:{password}@{hosts}/?replicaSet={set_name or cluster.set_name}"
+
+
+@pytest.fixture
+def cluster(fast_heartbeats: None) -> Iterator[SimulatedReplicaSet]:
+    with SimulatedReplicaSet(users={USER: PASSWORD}) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def make_engine(cluster: SimulatedReplicaSet) -> Iterator[Any]:
+    engines: list[Engine] = []
+
+    def make(password: str, **options: Any) -> Engine:
+        options.setdefault("heartbeatFrequencyMS", 100)
+        options.setdefault("retry_policy", BUDGET)
+        uri = options.pop("uri", None) or uri_for(cluster, password)
+        engine = Engine(uri=uri, **options)
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+def things(engine: Engine) -> Any:
+    return engine.client.db.things
+
+
+def assert_names_user_not_password(error: FatalConfigurationError, cluster: SimulatedReplicaSet) -> None:
+    assert error.reason == "authentication"
+    assert error.user == USER
+    assert f"user {USER!r}" in str(error)
+    assert "SCRAM-SHA-256" in str(error)
+    assert cluster.primary_address in error.addresses
+    assert cluster.primary_address in str(error)
+    assert WRONG not in str(error) and PASSWORD not in str(error)
+    assert isinstance(error.__cause__, OperationFailure)
+    assert error.__cause__.code == 18
+
+
+def test_a_wrong_password_fails_at_once_naming_user_address_and_mechanism(make_engine, cluster, caplog):
+    caplog.set_level(logging.INFO, logger="mongomancy")
+    engine = make_engine(WRONG)
+    started = time.monotonic()
+    with pytest.raises(FatalConfigurationError) as info:
+        engine.insert_one(things(engine), {"k": 1})
+    assert time.monotonic() - started < AT_ONCE
+    assert_names_user_not_password(info.value, cluster)
+    # Later calls fail the same way, each with a fresh error (no traceback growing across calls).
+    with pytest.raises(FatalConfigurationError) as again:
+        engine.find_one(things(engine), {})
+    assert again.value is not info.value
+    errors = [
+        r for r in caplog.records if r.levelno == logging.ERROR and "authentication failed" in r.message
+    ]
+    assert len(errors) == 1, "the supervisor logs the condition once"
+    assert WRONG not in caplog.text
+    assert engine.stats().fatal_errors == 1
+    # Nothing was written: the insert never got past the handshake.
+    with Engine(uri=uri_for(cluster, PASSWORD), heartbeatFrequencyMS=100) as good:
+        assert good.count_documents(things(good), {}) == 0
+
+
+def test_sixteen_threads_calling_at_once_all_get_the_authentication_error(make_engine, cluster):
+    engine = make_engine(WRONG)
+    barrier = threading.Barrier(16)
+    outcomes: list[BaseException | object] = []
+    lock = threading.Lock()
+
+    def call(index: int) -> None:
+        barrier.wait()
+        try:
+            result: object = engine.insert_one(things(engine), {"thread": index})
+        except BaseException as error:  # collected: every thread must report what it got
+            result = error
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(AT_ONCE * 2)
+    assert time.monotonic() - started < AT_ONCE
+    assert len(outcomes) == 16
+    assert all(isinstance(o, FatalConfigurationError) for o in outcomes), outcomes
+    for outcome in outcomes:
+        assert isinstance(outcome, FatalConfigurationError)
+        assert outcome.user == USER and outcome.reason == "authentication"
+        assert outcome.__cause__ is not None
+    assert len({id(o) for o in outcomes}) == 16
+
+
+def test_the_right_password_works_and_reads_back_what_it_wrote(make_engine):
+    engine = make_engine(PASSWORD)
+    inserted = engine.insert_one(things(engine), {"k": "auth", "n": 1})
+    engine.update_one(things(engine), {"k": "auth"}, {"$inc": {"n": 1}})
+    assert engine.find_one(things(engine), {"_id": inserted.inserted_id}) == {
+        "_id": inserted.inserted_id,
+        "k": "auth",
+        "n": 2,
+    }
+    assert engine.stats().fatal_errors == 0
+
+
+def test_an_unknown_user_is_refused_like_a_wrong_password(make_engine, cluster):
+    engine = make_engine(PASSWORD, uri=uri_for(cluster, PASSWORD, user="nobody"))
+    with pytest.raises(FatalConfigurationError) as info:
+        engine.find_one(things(engine), {})
+    assert info.value.user == "nobody" and info.value.reason == "authentication"
+
+
+def test_a_password_rotated_while_running_is_reported_by_the_old_engine_and_used_by_a_new_one(
+    make_engine, cluster, caplog
+):
+    caplog.set_level(logging.INFO, logger="mongomancy")
+    old = make_engine(PASSWORD)
+    old.insert_one(things(old), {"k": "before"})
+    cluster.set_password(USER, "rotated-Pass")
+    # Connections already authenticated keep working, as on mongod; a new connection must authenticate.
+    cluster.hang_up(cluster.primary)
+    with pytest.raises(FatalConfigurationError) as info:
+        old.insert_one(things(old), {"k": "old engine after the rotation"})
+    assert info.value.user == USER and "rotated-Pass" not in str(info.value)
+    assert cluster.primary_address in info.value.addresses
+
+    new = make_engine("rotated-Pass")
+    new.insert_one(things(new), {"k": "new engine"})
+    assert sorted(d["k"] for d in new.find(things(new), {}, {"_id": 0})) == ["before", "new engine"]
+
+    # The password goes back to what the old engine has: it recovers without a restart.
+    cluster.set_password(USER, PASSWORD)
+
+    def old_engine_works() -> bool:
+        try:
+            old.insert_one(things(old), {"k": "old engine recovered"})
+        except FatalConfigurationError:
+            return False
+        return True
+
+    wait_for(old_engine_works, 15, "the old engine to authenticate again")
+    assert "authentication error cleared" in caplog.text
+    assert new.count_documents(things(new), {"k": "old engine recovered"}) == 1
+
+
+def test_a_replica_set_name_no_member_has_fails_at_once_saying_what_the_members_are(make_engine, cluster):
+    engine = make_engine(PASSWORD, uri=uri_for(cluster, PASSWORD, set_name="nope"))
+    started = time.monotonic()
+    with pytest.raises(FatalConfigurationError) as info:
+        engine.find_one(things(engine), {})
+    assert time.monotonic() - started < AT_ONCE
+    error = info.value
+    assert error.reason == "replica_set_name"
+    assert "replica set 'nope'" in str(error) and "replicaSet=" in str(error)
+    assert set(error.addresses) == {member.address for member in cluster.members}
+    assert "no primary" not in str(error)
+
+    # Once pymongo's monitoring events arrive, the error also says what the members are.
+    def names_the_real_set() -> bool:
+        try:
+            engine.find_one(things(engine), {})
+        except FatalConfigurationError as later:
+            return "is a member of replica set 'rs0'" in str(later)
+        return False
+
+    wait_for(names_the_real_set, 10, "the members' own set name in the error")
