@@ -136,9 +136,10 @@ class FatalCondition:
     cause: BaseException | None = attrs.field(eq=False)
 
     @property
-    def key(self) -> tuple[FatalReason, tuple[str, ...]]:
-        """What makes two conditions "the same" for logging once."""
-        return self.reason, self.addresses
+    def key(self) -> FatalReason:
+        """What makes two conditions "the same" for logging once: the reason (the addresses named may
+        differ from one failed attempt to the next while the cause is the same)."""
+        return self.reason
 
     def error(self) -> FatalConfigurationError:
         error = FatalConfigurationError(
@@ -203,7 +204,8 @@ def condition_from_error(
 ) -> FatalCondition | None:
     """The condition ``error`` (a command's or the supervisor's probe's) reveals, if it is incurable.
 
-    The address: pymongo stores the very error on the server it marked Unknown; else every known member.
+    The address: pymongo stores the very error on the server it marked Unknown; failing that (a newer
+    check replaced it), the members showing an error of the same kind; failing that, every known member.
     """
     reason = reason_of(error)
     if reason is None:
@@ -212,6 +214,14 @@ def condition_from_error(
     if description is not None:
         servers = description.server_descriptions()
         addresses = tuple(address_text(a) for a, s in servers.items() if s.error is error)
+        if not addresses:
+            addresses = tuple(
+                sorted(
+                    address_text(a)
+                    for a, s in servers.items()
+                    if s.error is not None and reason_of(s.error) is reason
+                )
+            )
         if not addresses:
             addresses = tuple(sorted(address_text(a) for a in servers))
     return _condition(reason, error, addresses, identity, secrets)

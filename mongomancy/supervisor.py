@@ -13,7 +13,8 @@ blocks inside pymongo's own server selection (a ``ping``), which returns the ins
 primary, and which also makes pymongo re-check every member at once.
 
 The supervisor also tells the user what is going on: one WARNING as soon as commands wait for a primary
-(every member and what it said), a reminder while that lasts and one INFO line when it is over; and it
+(every member and what it said), a reminder every 30 s while that lasts and one INFO line when it is over;
+and it
 holds the *fatal condition* (see ``mongomancy/fatal.py``): a configuration error no wait can cure, which
 wakes waiting commands with its error, is logged once at ERROR and is re-checked every
 ``fatal_recheck_seconds`` so the engine recovers by itself once the cause is fixed.
@@ -237,6 +238,7 @@ class Supervisor:
         generation: int = 1,
         announce_client: bool = False,
         fatal_recheck_seconds: float = 1.0,
+        wait_warning_seconds: float = 1.0,
         wait_reminder_seconds: float = 30.0,
     ) -> None:
         """``generation``/``announce_client``: a supervisor started in a forked child continues the parent's
@@ -258,6 +260,7 @@ class Supervisor:
         self._secrets = secrets
         self._seeds = seeds
         self._fatal_recheck = fatal_recheck_seconds
+        self._wait_warning = wait_warning_seconds
         self._wait_reminder = wait_reminder_seconds
 
         self._wake = threading.Event()
@@ -291,6 +294,7 @@ class Supervisor:
         self._foreign: dict[str, str] = {}
         #: Since when commands have waited for a primary (the WARNING was logged), and the last reminder.
         self._waiting_episode: float | None = None
+        self._no_primary_since: float | None = None
         self._last_reminder = 0.0
         self._publish_to_engine(self._state)
 
@@ -480,9 +484,15 @@ class Supervisor:
 
     # ----------------------------------------------------------------------------------------- waiting
     def _report_waiting(self, description: TopologyDescription) -> None:
-        """One WARNING when commands start waiting for a primary, reminders, one INFO when it is over."""
+        """One WARNING when commands wait for a primary, reminders while that lasts, one INFO when it ends.
+
+        The WARNING comes as soon as a command waits in the engine's queue, or once there has been no
+        primary for ``wait_warning_seconds``: a write may be waiting inside pymongo's own server selection
+        (pymongo owns the retries of retryable writes), where the queue cannot see it.
+        """
         now = time.monotonic()
         if self._state.writable:
+            self._no_primary_since = None
             if self._waiting_episode is not None:
                 self._logger.info(
                     "primary %s available after %.1f s without one; waiting commands released",
@@ -491,23 +501,30 @@ class Supervisor:
                 )
                 self._waiting_episode = None
             return
-        since = self._queue.waiting_since
-        if since is None or self._fatal is not None:
-            return
+        if self._no_primary_since is None:
+            self._no_primary_since = now
+        if self._fatal is not None:
+            return  # its ERROR says more than "no primary"
+        queued = self._queue.waiting_since is not None
         name = self._state.set_name or description.replica_set_name
         of_set = f" of replica set {name!r}" if name else ""
         if self._waiting_episode is None:
-            self._waiting_episode = since
+            if not queued and now - self._no_primary_since < self._wait_warning:
+                return
+            self._waiting_episode = self._no_primary_since
             self._last_reminder = now
             self._logger.warning(
-                "commands are waiting for a primary%s: %s",
+                "no primary%s for %.1f s (%d commands waiting in the queue; commands that need a primary "
+                "wait up to their budget): %s",
                 of_set,
+                now - self._waiting_episode,
+                len(self._queue),
                 why_no_primary(description, self._foreign),
             )
         elif now - self._last_reminder >= self._wait_reminder:
             self._last_reminder = now
             self._logger.warning(
-                "still no primary%s after %.0f s (%d commands waiting): %s",
+                "still no primary%s after %.0f s (%d commands waiting in the queue): %s",
                 of_set,
                 now - self._waiting_episode,
                 len(self._queue),
