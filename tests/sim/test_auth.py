@@ -21,6 +21,7 @@ from pymongo.errors import OperationFailure
 
 from mongomancy import Engine, FatalConfigurationError, RetryPolicy
 from mongomancy.testing import SimulatedReplicaSet, wait_for
+from tests.sim.logs import EngineLog
 
 USER = "ops"
 PASSWORD = "s3cret-Pass"
@@ -75,9 +76,9 @@ def assert_names_user_not_password(error: FatalConfigurationError, cluster: Simu
     assert error.__cause__.code == 18
 
 
-def test_a_wrong_password_fails_at_once_naming_user_address_and_mechanism(make_engine, cluster, caplog):
-    caplog.set_level(logging.INFO, logger="mongomancy")
-    engine = make_engine(WRONG)
+def test_a_wrong_password_fails_at_once_naming_user_address_and_mechanism(make_engine, cluster):
+    log = EngineLog()
+    engine = make_engine(WRONG, logger=log.logger)
     started = time.monotonic()
     with pytest.raises(FatalConfigurationError) as info:
         engine.insert_one(things(engine), {"k": 1})
@@ -87,11 +88,8 @@ def test_a_wrong_password_fails_at_once_naming_user_address_and_mechanism(make_e
     with pytest.raises(FatalConfigurationError) as again:
         engine.find_one(things(engine), {})
     assert again.value is not info.value
-    errors = [
-        r for r in caplog.records if r.levelno == logging.ERROR and "authentication failed" in r.message
-    ]
-    assert len(errors) == 1, "the supervisor logs the condition once"
-    assert WRONG not in caplog.text
+    assert len(log.messages(logging.ERROR, "authentication failed")) == 1, "logged once"
+    assert WRONG not in log.text
     assert engine.stats().fatal_errors == 1
     # Nothing was written: the insert never got past the handshake.
     with Engine(uri=uri_for(cluster, PASSWORD), heartbeatFrequencyMS=100) as good:
@@ -149,10 +147,10 @@ def test_an_unknown_user_is_refused_like_a_wrong_password(make_engine, cluster):
 
 
 def test_a_password_rotated_while_running_is_reported_by_the_old_engine_and_used_by_a_new_one(
-    make_engine, cluster, caplog
+    make_engine, cluster
 ):
-    caplog.set_level(logging.INFO, logger="mongomancy")
-    old = make_engine(PASSWORD)
+    log = EngineLog()
+    old = make_engine(PASSWORD, logger=log.logger)
     old.insert_one(things(old), {"k": "before"})
     cluster.set_password(USER, "rotated-Pass")
     # Connections already authenticated keep working, as on mongod; a new connection must authenticate.
@@ -177,7 +175,7 @@ def test_a_password_rotated_while_running_is_reported_by_the_old_engine_and_used
         return True
 
     wait_for(old_engine_works, 15, "the old engine to authenticate again")
-    assert "authentication error cleared" in caplog.text
+    assert log.messages(logging.INFO, "authentication error cleared")
     assert new.count_documents(things(new), {"k": "old engine recovered"}) == 1
 
 

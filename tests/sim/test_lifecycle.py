@@ -24,6 +24,7 @@ from mongomancy import (
     TopologyChange,
 )
 from mongomancy.testing import SimulatedReplicaSet, wait_for
+from tests.sim.logs import EngineLog
 
 
 @pytest.fixture
@@ -119,7 +120,9 @@ def test_a_hook_may_call_reconnect_which_is_served_after_it_returns(engine, sim_
 
 
 # ------------------------------------------------------------------------------------------------ dispose
-def test_dispose_closes_the_client_even_while_a_hook_is_slow(engine, sim_cluster, caplog):
+def test_dispose_closes_the_client_even_while_a_hook_is_slow(make_engine, sim_cluster):
+    log = EngineLog()
+    engine = make_engine(logger=log.logger)
     entered, release = threading.Event(), threading.Event()
 
     def slow_hook(source: Engine, change: TopologyChange) -> None:
@@ -135,7 +138,7 @@ def test_dispose_closes_the_client_even_while_a_hook_is_slow(engine, sim_cluster
     engine.dispose(timeout=0.2)  # returns although the hook holds the supervisor thread
     with pytest.raises(InvalidOperation):
         client.admin.command("ping")
-    assert "did not stop within 0.2 s" in caplog.text
+    assert log.messages(logging.WARNING, "did not stop within 0.2 s")
     release.set()
     supervisor.join(10)
     assert not supervisor.is_alive()
@@ -250,11 +253,9 @@ def test_an_engine_without_host_or_uri_uses_mongodb_uri(sim_cluster, fast_heartb
 
 
 # ------------------------------------------------------------------------------------------------ waiting
-def test_waiting_for_a_primary_is_announced_with_each_members_reason_then_its_end(
-    make_engine, sim_cluster, caplog
-):
-    caplog.set_level(logging.INFO, logger="mongomancy")
-    engine = make_engine(retry_policy=RetryPolicy(budget=30))
+def test_waiting_for_a_primary_is_announced_with_each_members_reason_then_its_end(make_engine, sim_cluster):
+    log = EngineLog()
+    engine = make_engine(retry_policy=RetryPolicy(budget=30), logger=log.logger)
     engine.insert_one(things(engine), {"k": 0})
     old_primary = sim_cluster.primary_address
     sim_cluster.kill(sim_cluster.primary)  # no election until we say so
@@ -268,18 +269,16 @@ def test_waiting_for_a_primary_is_announced_with_each_members_reason_then_its_en
 
     writer = threading.Thread(target=write)
     writer.start()
-    wait_for(lambda: "no primary of replica set" in caplog.text, 10, "the waiting WARNING")
-    warning = next(r for r in caplog.records if "no primary of replica set" in r.message)
-    assert warning.levelno == logging.WARNING
-    assert f"{old_primary} refused the connection" in warning.message
+    wait_for(lambda: log.messages(logging.WARNING, "no primary of replica set"), 10, "the waiting WARNING")
+    warning = log.messages(logging.WARNING, "no primary of replica set")[0]
+    assert f"{old_primary} refused the connection" in warning
     others = [m.address for m in sim_cluster.members if m.address != old_primary]
-    assert all(f"{address} is a secondary" in warning.message for address in others)
-    assert "no primary elected" in warning.message
+    assert all(f"{address} is a secondary" in warning for address in others)
+    assert "no primary elected" in warning
     sim_cluster.elect(sim_cluster.member_index(others[0]))
     assert done.wait(20)
     writer.join()
-    wait_for(lambda: "waiting commands released" in caplog.text, 10, "the INFO line at the end")
-    end = next(r for r in caplog.records if "waiting commands released" in r.message)
-    assert end.levelno == logging.INFO and others[0] in end.message
+    wait_for(lambda: log.messages(logging.INFO, "waiting commands released"), 10, "the INFO line at the end")
+    assert others[0] in log.messages(logging.INFO, "waiting commands released")[0]
     assert engine.count_documents(things(engine), {"k": 1}) == 1
-    assert len([r for r in caplog.records if "no primary of replica set" in r.message]) == 1
+    assert len(log.messages(logging.WARNING, "no primary of replica set")) == 1
