@@ -190,10 +190,15 @@ class Engine(Executor):
             identity=self._identity,
             secrets=self._secrets,
             seeds=seed_addresses(self._client_args),
+            in_flight=self._in_flight_count,
             generation=generation,
             announce_client=announce_client,
         )
         self._supervisor.start()
+
+    def _in_flight_count(self) -> int:
+        """For the supervisor's waiting WARNING (read through the engine: ``_start`` replaces the counter)."""
+        return self._in_flight.count
 
     def _publish(self, state: TopologyState) -> None:
         """Called by the supervisor: swap the state the hot path reads and wake backing-off workers."""

@@ -235,10 +235,10 @@ class Supervisor:
         identity: Identity | None = None,
         secrets: tuple[str, ...] = (),
         seeds: tuple[str, ...] = (),
+        in_flight: Callable[[], int] | None = None,
         generation: int = 1,
         announce_client: bool = False,
         fatal_recheck_seconds: float = 1.0,
-        wait_warning_seconds: float = 1.0,
         wait_reminder_seconds: float = 30.0,
     ) -> None:
         """``generation``/``announce_client``: a supervisor started in a forked child continues the parent's
@@ -259,8 +259,10 @@ class Supervisor:
         self._identity = identity or Identity()
         self._secrets = secrets
         self._seeds = seeds
+        #: Commands inside a pymongo call now (the engine's count): without a primary, they wait in
+        #: pymongo's server selection, where the queue cannot see them.
+        self._in_flight = in_flight or (lambda: 0)
         self._fatal_recheck = fatal_recheck_seconds
-        self._wait_warning = wait_warning_seconds
         self._wait_reminder = wait_reminder_seconds
 
         self._wake = threading.Event()
@@ -486,9 +488,8 @@ class Supervisor:
     def _report_waiting(self, description: TopologyDescription) -> None:
         """One WARNING when commands wait for a primary, reminders while that lasts, one INFO when it ends.
 
-        The WARNING comes as soon as a command waits in the engine's queue, or once there has been no
-        primary for ``wait_warning_seconds``: a write may be waiting inside pymongo's own server selection
-        (pymongo owns the retries of retryable writes), where the queue cannot see it.
+        Waiting commands are those in the engine's queue and those inside pymongo while there is no
+        primary (a retryable write's own retry waits in pymongo's server selection).
         """
         now = time.monotonic()
         if self._state.writable:
@@ -505,29 +506,28 @@ class Supervisor:
             self._no_primary_since = now
         if self._fatal is not None:
             return  # its ERROR says more than "no primary"
-        queued = self._queue.waiting_since is not None
+        waiting = len(self._queue) + self._in_flight()
         name = self._state.set_name or description.replica_set_name
         of_set = f" of replica set {name!r}" if name else ""
         if self._waiting_episode is None:
-            if not queued and now - self._no_primary_since < self._wait_warning:
+            if waiting == 0:
                 return
             self._waiting_episode = self._no_primary_since
             self._last_reminder = now
             self._logger.warning(
-                "no primary%s for %.1f s (%d commands waiting in the queue; commands that need a primary "
-                "wait up to their budget): %s",
+                "no primary%s for %.1f s, %d commands waiting for one (each up to its budget): %s",
                 of_set,
                 now - self._waiting_episode,
-                len(self._queue),
+                waiting,
                 why_no_primary(description, self._foreign),
             )
         elif now - self._last_reminder >= self._wait_reminder:
             self._last_reminder = now
             self._logger.warning(
-                "still no primary%s after %.0f s (%d commands waiting in the queue): %s",
+                "still no primary%s after %.0f s, %d commands waiting: %s",
                 of_set,
                 now - self._waiting_episode,
-                len(self._queue),
+                waiting,
                 why_no_primary(description, self._foreign),
             )
 
