@@ -322,3 +322,38 @@ def test_a_unique_clash_through_the_step_down_is_the_callers_duplicate_key_error
         assert [e["code"] for e in info.value.details["writeErrors"]] == [11000]
     assert applied_and_lost.triggered == 1
     assert _stored(setup) == before
+
+
+def _index_keys(handle: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(index["key"]) for index in handle["raw"].list_indexes()]
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_create_index_through_the_step_down_is_replayed_and_reports_the_index(setup, interface):
+    # Creating an index twice leaves one index and returns its name: safe to run again.
+    applied_and_lost, refused = _step_down_faults(setup["cluster"], "createIndexes")
+    name = INTERFACES[interface](setup, "create_index", [("n", 1)])
+    assert (applied_and_lost.triggered, refused.triggered) == (1, 1)
+    assert _index_keys(setup).count({"n": 1}) == 1
+    assert name == "n_1"  # pymongo's answer, as for one application (the simulator renames stored indexes)
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_drop_index_through_the_step_down_says_outcome_unknown(setup, interface):
+    # A replay after it applied would meet "index not found": not the answer of one application.
+    setup["raw"].create_index([("n", 1)], name="n_1")
+    name = next(i["name"] for i in setup["raw"].list_indexes() if dict(i["key"]) == {"n": 1})
+    applied_and_lost, never_reached = _step_down_faults(setup["cluster"], "dropIndexes")
+    with pytest.raises(OutcomeUnknownError):
+        INTERFACES[interface](setup, "drop_index", name)
+    assert (applied_and_lost.triggered, never_reached.triggered) == (1, 0)
+    setup["cluster"].clear_faults()
+    assert {"n": 1} not in _index_keys(setup)
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_drop_through_the_step_down_is_replayed(setup, interface):
+    applied_and_lost, refused = _step_down_faults(setup["cluster"], "drop")
+    INTERFACES[interface](setup, "drop")
+    assert (applied_and_lost.triggered, refused.triggered) == (1, 1)
+    assert "jobs" not in setup["engine"].client.exactly_once.list_collection_names()
