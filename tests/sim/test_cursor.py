@@ -321,3 +321,21 @@ def test_a_get_more_to_a_silent_server_is_bounded_per_batch_and_the_cursor_resum
     assert cursor.resumes == 1
     assert gap < cursor_engine.retry_policy.budget / 2  # bounded by the fetch timeout, not the budget
     assert [body for body in _finds_and_get_mores(sim_cluster) if "maxTimeMS" in body] == []
+
+
+def test_hint_comment_and_collation_reach_the_server_unchanged(cursor_engine, sim_cluster):
+    things = _things(cursor_engine)
+    cursor_engine.insert_many(things, [{"_id": i, "name": f"n{i}"} for i in range(300)])
+    sim_cluster.clear_records()
+    collation = {"locale": "simple"}
+    cursor = (
+        cursor_engine.find(things, {}, batch_size=100)
+        .hint([("_id", 1)])
+        .comment("nightly")
+        .collation(collation)
+    )
+    assert [d["_id"] for d in cursor] == list(range(300))
+    bodies = _finds_and_get_mores(sim_cluster)
+    find = next(b for b in bodies if "find" in b)
+    assert (find["hint"], find["comment"], find["collation"]) == ({"_id": 1}, "nightly", collation)
+    assert all(b.get("comment") == "nightly" for b in bodies)  # pymongo sends it with every getMore too

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections import deque
 from typing import Any
 
 import pytest
 from pymongo.errors import InvalidOperation
 
 from mongomancy.cursor import ResumableAggregateCursor, ResumableCursor, uses_server_order
+from mongomancy.errors import CursorResumeError
 from mongomancy.fetch_keys import plan_fetch, strip_paths
 
 
@@ -181,3 +183,46 @@ def test_other_pipelines_are_sent_as_given_and_name_why_they_cannot_resume(pipel
     cursor = _pipeline_cursor(pipeline)
     assert cursor.sent_pipeline == pipeline
     assert re.search(reason, cursor._plan().refusal or "")
+
+
+# ------------------------------------------------------------------------------------- ties across batches
+def _feed(cursor: ResumableCursor, batches: list[list[dict[str, Any]]]) -> None:
+    """Hand the cursor ``batches`` as if pymongo had fetched them, yielding every document of each."""
+    plan = cursor._current_plan()
+    for documents in batches:
+        cursor._consumed += cursor._batch_len
+        batch = deque(documents)
+        cursor._take(batch, plan)
+        while cursor._buffer:
+            next(cursor)
+
+
+def test_ties_spanning_batches_are_all_excluded_from_the_resume():
+    cursor = _cursor({"kind": "a"}, sort=[("g", 1)])
+    _feed(cursor, [[{"_id": 1, "g": 0}, {"_id": 2, "g": 1}], [{"_id": 3, "g": 1.0}], [{"_id": 4, "g": 1}]])
+    query = cursor._resume_position(cursor._current_plan())
+    assert query["$or"][-1] == {"$and": [{"g": {"$eq": 1}}, {"_id": {"$nin": [4, 3, 2]}}]}
+    assert cursor._yielded() == 4
+
+
+def test_more_ties_than_max_ties_refuse_the_resume_naming_the_bound():
+    cursor = _cursor({}, sort=[("g", 1)], max_ties=2)
+    _feed(cursor, [[{"_id": 1, "g": 5}, {"_id": 2, "g": 5}], [{"_id": 3, "g": 5}]])
+    with pytest.raises(CursorResumeError, match="more than max_ties=2 documents share the sort values"):
+        cursor._resume_position(cursor._current_plan())
+
+
+def test_a_new_sort_value_starts_a_new_tie_group():
+    cursor = _cursor({}, sort=[("g", -1)], max_ties=2)
+    _feed(cursor, [[{"_id": 1, "g": 5}, {"_id": 2, "g": 5}, {"_id": 3, "g": 5}], [{"_id": 4, "g": 4}]])
+    query = cursor._resume_position(cursor._current_plan())
+    assert query["$or"][-1] == {"$and": [{"g": {"$eq": 4}}, {"_id": {"$nin": [4]}}]}
+
+
+def test_a_caller_editing_a_yielded_document_does_not_move_the_resume_point():
+    cursor = _cursor({}, sort=[("meta", 1), ("_id", 1)])
+    document = {"_id": 1, "meta": {"v": 1}}
+    _feed(cursor, [[document]])
+    document["meta"]["v"] = 99
+    query = cursor._resume_position(cursor._current_plan())
+    assert {"meta": {"$eq": {"v": 1}}} in query["$or"][-1]["$and"]
