@@ -4,7 +4,9 @@ Run: ``python benchmarks/bench_leaks.py [--reconnects 1000]``.  Prints one markd
 makes a new ``MongoClient`` (with its monitor threads and pool), runs the hooks and closes the old client;
 a ``Database`` with 10 collections is registered so its hook rebinds handles each time, and a ``find_one``
 runs after every reconnect so each new client really connects.  "After" is measured once the old clients'
-threads have ended (pymongo stops them asynchronously), and after a ``gc.collect()``.
+threads have ended (pymongo stops them asynchronously), and after a ``gc.collect()``.  Then ``--threads``
+(5,000) short-lived threads each run one ``find_one``: the engine's per-thread success cells must not grow
+with them (a dead thread's cell is folded into a total).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def app_threads() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--reconnects", type=int, default=1_000)
+    parser.add_argument("--threads", type=int, default=5_000)
     args = parser.parse_args()
     with fast_heartbeats(), SimulatedReplicaSet() as rs:
         engine = Engine(uri=rs.uri, heartbeatFrequencyMS=100)
@@ -57,6 +60,18 @@ def main() -> None:
             gc.collect()
             threads_after, rss_after = app_threads(), rss_kib()
             replacements = engine.stats().client_replacements
+            succeeded_before = engine.stats().succeeded
+            for start in range(0, args.threads, 50):
+                wave = [
+                    threading.Thread(target=collections[0].find_one, args=({"_id": 1},))
+                    for _ in range(min(50, args.threads - start))
+                ]
+                for thread in wave:
+                    thread.start()
+                for thread in wave:
+                    thread.join()
+            counted = engine.stats().succeeded - succeeded_before
+            cells = engine._counters.live_success_cells
         finally:
             engine.dispose()
     rows = [
@@ -66,6 +81,8 @@ def main() -> None:
         ("VmRSS before / after", f"{rss_before / 1024:.1f} MiB / {rss_after / 1024:.1f} MiB"),
         ("VmRSS growth", f"{(rss_after - rss_before) / 1024:+.1f} MiB"),
         ("VmRSS growth per reconnect", f"{(rss_after - rss_before) / args.reconnects:+.2f} KiB"),
+        (f"{args.threads} short-lived threads, one find_one each: successes counted", str(counted)),
+        ("per-thread success cells kept afterwards", str(cells)),
     ]
     print("| measure | value |\n|---|---|")
     for name, value in rows:

@@ -53,6 +53,8 @@ from mongomancy.members import why_no_primary
 from mongomancy.stats import Counters
 from mongomancy.waitqueue import PrimaryWaitQueue
 
+_AWAIT_SLICE = 0.1
+
 Hook = Callable[[Any, TopologyChange], None]
 """A reconnect hook as the supervisor calls it: ``hook(engine, change)`` on the supervisor thread."""
 AnyHook = Callable[..., None]
@@ -580,9 +582,14 @@ class Supervisor:
                 self._logger.debug("heartbeat to %s failed", address)
 
     def _await_writable(self) -> None:
-        """Block in pymongo's server selection until a writable server is known (or a short timeout)."""
+        """Block in pymongo's server selection until a writable server is known (or a short timeout).
+
+        At most 0.1 s at a time: what pymongo learns meanwhile without finding a primary (a member that
+        refuses the connection, every seed dropped for another set name) must reach the log and the fatal
+        check without waiting for a longer probe to end.
+        """
         try:
-            with pymongo.timeout(self._probe_timeout):
+            with pymongo.timeout(min(self._probe_timeout, _AWAIT_SLICE)):
                 self._client.admin.command("ping")
         except ServerSelectionTimeoutError:
             pass
