@@ -46,7 +46,7 @@ from mongomancy.commands import CollectionTarget, FunctionCommand, RetryClass
 from mongomancy.engine import Engine
 from mongomancy.errors import ConfigurationError, MongomancyError, UnknownCollectionError
 from mongomancy.events import TopologyChange
-from mongomancy.schema.apply import ApplyResult, apply_plan
+from mongomancy.schema.apply import DEFAULT_BUILD_TIMEOUT, ApplyResult, BuildRunner, apply_plan
 from mongomancy.schema.definitions import CollectionDefinition
 from mongomancy.schema.live import read_live_state
 from mongomancy.schema.plan import Plan, plan
@@ -528,38 +528,72 @@ class Database:
         return True
 
     # ------------------------------------------------------------------------------------- schema
-    def plan(self) -> Plan:
+    def plan(self, *, drop_undeclared: bool = False, keep: Iterable[str] = ()) -> Plan:
         """What :meth:`create_all` (``skip_existing=False``) would change: reads the live state through
-        the engine, with retries, and compares it with the definitions.  Print it for a readable diff."""
+        the engine, with retries, and compares it with the definitions.  Print it for a readable diff.
+
+        ``drop_undeclared`` and ``keep`` as in :meth:`create_all`.
+        """
         definitions = tuple(self._definitions.values())
         live = self._engine.run(
             f"read the live schema of database {self._name}",
             lambda client: read_live_state(self._database_for(client), definitions),
             retry_class=RetryClass.READ,
         )
-        return plan(definitions, live)
+        return plan(definitions, live, drop_undeclared=drop_undeclared, keep=keep)
 
-    def create_all(self, skip_existing: bool = True, allow_drop: bool = False) -> ApplyResult:
+    def create_all(
+        self,
+        skip_existing: bool = True,
+        allow_drop: bool = False,
+        *,
+        drop_undeclared: bool = False,
+        keep: Iterable[str] = (),
+        build_timeout: float = DEFAULT_BUILD_TIMEOUT,
+    ) -> ApplyResult:
         """Bring the live database in line with the definitions; safe to run from many processes at once.
 
-        ``skip_existing=True`` (the seed's default) only creates collections that do not exist yet, with
-        their indexes and default documents, and leaves existing collections alone.  ``False`` also
-        reconciles existing collections: missing indexes, in-place (``collMod``) changes, missing default
-        documents.  An index whose options can only change by dropping and re-creating it raises
-        :class:`~mongomancy.errors.IndexConflictError` naming the index and the difference, before
-        anything is changed, unless ``allow_drop=True``.  Indexes nobody defined are never dropped.
+        Always creates what is missing: collections, indexes (in new and existing collections alike) and
+        default documents.  ``skip_existing=True`` (the default) leaves the options of existing objects
+        alone (no ``collMod``, no index replacement) and logs each change it left at WARNING; ``False``
+        makes them too.  A changed index is replaced, which needs ``allow_drop=True``: the new index is
+        built beside the old one, which is dropped only once the new one exists.
+        ``drop_undeclared=True`` also drops the indexes no definition declares, except those named in
+        ``keep``.  Index builds wait up to ``build_timeout`` seconds, independently of the engine's retry
+        budget.  Returns what it did (:class:`~mongomancy.schema.apply.ApplyResult`).
         """
         if not isinstance(skip_existing, bool):
             raise TypeError(f"skip_existing must be a bool, got {type(skip_existing).__name__}")
         if not isinstance(allow_drop, bool):
             raise TypeError(f"allow_drop must be a bool, got {type(allow_drop).__name__}")
-        full = self.plan()
-        chosen = _only_new_collections(full) if skip_existing else full
-        if chosen.is_empty:
+        if not isinstance(drop_undeclared, bool):
+            raise TypeError(f"drop_undeclared must be a bool, got {type(drop_undeclared).__name__}")
+        if (
+            isinstance(build_timeout, bool)
+            or not isinstance(build_timeout, (int, float))
+            or build_timeout <= 0
+        ):
+            raise ConfigurationError(
+                f"build_timeout must be a positive number of seconds, got {build_timeout!r}"
+            )
+        keep = tuple(keep)
+        full = self.plan(drop_undeclared=drop_undeclared, keep=keep)
+        left: list[str] = []
+        chosen = full
+        if skip_existing:
+            chosen = full.missing_only()
+            left = full.changes_to_existing()
+            for line in left:
+                self._logger.warning("database %s: left unchanged (skip_existing=True): %s", self._name, line)
+        for note in full.notes:
+            self._logger.warning("database %s: %s", self._name, note)
+        if full.is_empty:
             self._logger.info("database %s matches its definitions", self._name)
-        else:
+        elif not chosen.is_empty:
             self._logger.info("database %s: applying\n%s", self._name, chosen)
-        result = apply_plan(chosen, self._execute_ddl, allow_drop=allow_drop)
+        build = BuildRunner(attempt=self._execute_ddl, timeout=float(build_timeout))
+        result = apply_plan(chosen, self._execute_ddl, allow_drop=allow_drop, build=build)
+        result = attrs.evolve(result, left_unchanged=tuple(left))
         if result.changed:
             self._logger.info("database %s: %s", self._name, str(result).replace("\n", "; "))
         return result
@@ -608,13 +642,3 @@ def _check_database_name(name: object) -> None:
 def _differing_fields(old: CollectionDefinition, new: CollectionDefinition) -> Iterable[str]:
     fields = attrs.fields(CollectionDefinition)
     return [field.name for field in fields if getattr(old, field.name) != getattr(new, field.name)]
-
-
-def _only_new_collections(full: Plan) -> Plan:
-    """The part of ``full`` that concerns collections it creates: ``create_all(skip_existing=True)``."""
-    new = {create.collection for create in full.create_collections}
-    return Plan(
-        create_collections=full.create_collections,
-        create_indexes=tuple(a for a in full.create_indexes if a.collection in new),
-        insert_documents=tuple(a for a in full.insert_documents if a.collection in new),
-    )

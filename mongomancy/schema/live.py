@@ -11,10 +11,11 @@ from typing import Any
 
 import attrs
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 
 from mongomancy.schema.definitions import CollectionDefinition, Document, FrozenMap
 
-__all__ = ["LiveCollection", "LiveState", "document_filter", "read_live_state"]
+__all__ = ["LiveCollection", "LiveState", "document_filter", "read_index_builds", "read_live_state"]
 
 # --------------------------------------------------------------------------------------------------
 
@@ -27,29 +28,41 @@ def _to_frozen_maps(values: Iterable[Mapping[str, Any]]) -> tuple[FrozenMap, ...
     return tuple(FrozenMap(value) for value in values)
 
 
+def _to_optional_frozen_maps(values: Iterable[Mapping[str, Any]] | None) -> tuple[FrozenMap, ...] | None:
+    return None if values is None else _to_frozen_maps(values)
+
+
 @attrs.frozen
 class LiveCollection:
     """One existing collection as the server describes it.
 
     ``options`` is the ``options`` field of its ``listCollections`` entry, ``type`` its ``type``
     (``"collection"``, ``"timeseries"`` or ``"view"``), ``indexes`` the raw ``listIndexes`` documents.
+    ``builds`` are the index specs a ``createIndexes`` in progress is building (``listIndexes`` omits
+    them), or None when the server would not say (``$currentOp`` not permitted or not supported).
     """
 
     name: str
     options: FrozenMap = attrs.field(factory=FrozenMap, converter=_to_frozen_map)
     indexes: tuple[FrozenMap, ...] = attrs.field(default=(), converter=_to_frozen_maps)
     type: str = "collection"
+    builds: tuple[FrozenMap, ...] | None = attrs.field(default=(), converter=_to_optional_frozen_maps)
 
     @classmethod
     def from_server(
-        cls, collection_info: Mapping[str, Any], indexes: Iterable[Mapping[str, Any]]
+        cls,
+        collection_info: Mapping[str, Any],
+        indexes: Iterable[Mapping[str, Any]],
+        builds: Iterable[Mapping[str, Any]] | None = (),
     ) -> LiveCollection:
-        """Build from a ``listCollections`` entry and the collection's ``listIndexes`` documents."""
+        """Build from a ``listCollections`` entry, the collection's ``listIndexes`` documents and the
+        index specs being built (see :func:`read_index_builds`)."""
         return cls(
             name=str(collection_info["name"]),
             options=collection_info.get("options", {}),
             indexes=indexes,
             type=str(collection_info.get("type", "collection")),
+            builds=builds,
         )
 
 
@@ -114,10 +127,39 @@ def read_live_state(db: Database[Any], definitions: Iterable[CollectionDefinitio
         info = infos.get(definition.name)
         if info is None:
             continue
-        indexes = [] if info.get("type") == "view" else list(db[definition.name].list_indexes())
-        collections.append(LiveCollection.from_server(info, indexes))
+        is_view = info.get("type") == "view"
+        indexes = [] if is_view else list(db[definition.name].list_indexes())
+        builds = () if is_view else read_index_builds(db, definition.name)
+        collections.append(LiveCollection.from_server(info, indexes, builds))
         for document in definition.default_docs:
             query = document_filter(definition.name, document)
             if db[definition.name].find_one(query, projection={"_id": 1}) is not None:
                 present.append((definition.name, document.unique_key))
     return LiveState(collections=collections, present_documents=present)
+
+
+def read_index_builds(db: Database[Any], collection: str) -> list[dict[str, Any]] | None:
+    """The index specs ``createIndexes`` commands in progress are building on ``collection``.
+
+    ``listIndexes`` omits builds in progress (manual, listIndexes: "does not return information on
+    in-progress index builds"), so without this a second process would see such an index as missing.
+    The manual's way to see them is ``$currentOp`` filtered on ``command.createIndexes``.  Returns None
+    when the server refuses (no ``inprog`` privilege, or a server without ``$currentOp``): unknown, which
+    callers must not read as "none".
+    """
+    pipeline: list[dict[str, Any]] = [
+        {"$currentOp": {"allUsers": True, "idleConnections": False}},
+        {"$match": {"command.createIndexes": collection}},
+    ]
+    try:
+        operations = list(db.client.admin.aggregate(pipeline))
+    except OperationFailure:
+        return None
+    specs: list[dict[str, Any]] = []
+    for operation in operations:
+        command = operation.get("command") or {}
+        namespace = str(operation.get("ns", ""))
+        if command.get("$db", namespace.partition(".")[0]) != db.name:
+            continue
+        specs.extend(dict(spec) for spec in command.get("indexes", ()) if isinstance(spec, Mapping))
+    return specs

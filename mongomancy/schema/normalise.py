@@ -61,6 +61,10 @@ def canon(value: Any) -> Any:
         return ("{}", tuple(sorted((str(k), canon(v)) for k, v in value.items())))
     if isinstance(value, (list, tuple)):
         return ("[]", tuple(canon(v) for v in value))
+    return _canon_scalar(value)
+
+
+def _canon_scalar(value: Any) -> Any:
     if isinstance(value, bool):
         return value
     if isinstance(value, float) and value.is_integer():
@@ -72,6 +76,46 @@ def canon(value: Any) -> Any:
 
 def same(a: Any, b: Any) -> bool:
     return bool(canon(a) == canon(b))
+
+
+def canon_filter(value: Any) -> Any:
+    """A comparable form of a query filter (a partial filter expression, a validator) as MongoDB reads it.
+
+    The fields of a filter document are ANDed, and so are the arguments of an operator document
+    (``{$gte: 1, $lt: 5}``): their order does not matter.  A literal embedded document compared for
+    equality (``{addr: {city: "x", zip: 1}}``) does: MongoDB compares embedded documents field by field,
+    in order (manual: "Query on Embedded/Nested Documents"), so ``{zip: 1, city: "x"}`` matches other
+    documents and is another filter.
+    """
+    if isinstance(value, Mapping):
+        return ("{}", tuple(sorted((str(k), _canon_filter_value(str(k), v)) for k, v in value.items())))
+    return canon(value)
+
+
+def _canon_filter_value(key: str, value: Any) -> Any:
+    if key in ("$and", "$or", "$nor") and isinstance(value, (list, tuple)):
+        return ("[]", tuple(canon_filter(v) for v in value))
+    if isinstance(value, Mapping):
+        if value and all(str(k).startswith("$") for k in value):
+            return canon_filter(value)  # an operator document
+        return ordered_canon(value)  # a literal embedded document
+    if isinstance(value, (list, tuple)):
+        return ("[]", tuple(ordered_canon(v) if isinstance(v, Mapping) else canon(v) for v in value))
+    return _canon_scalar(value)
+
+
+def ordered_canon(value: Any) -> Any:
+    """Like :func:`canon`, but embedded documents keep their key order (BSON document equality)."""
+    if isinstance(value, Mapping):
+        return ("{o}", tuple((str(k), ordered_canon(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return ("[]", tuple(ordered_canon(v) for v in value))
+    return _canon_scalar(value)
+
+
+def same_filter(a: Any, b: Any) -> bool:
+    """Equal as query filters: see :func:`canon_filter`."""
+    return bool(canon_filter(a) == canon_filter(b))
 
 
 def normalise_direction(value: Any) -> Direction:
@@ -146,15 +190,45 @@ def normalise_defined_index(index: Index, inherited_collation: Mapping[str, Any]
     return NormIndex(name=index.name, key=key, options=FrozenMap(drop_defaults(options)))
 
 
-def collation_matches(wanted: Any, live: Any) -> bool:
-    """Collations match when every field the definition states has the live value.
+#: ICU's collation defaults, which the server writes out in full in every collation it reports.
+_COLLATION_DEFAULTS: Final[Mapping[str, Any]] = {
+    "caseLevel": False,
+    "caseFirst": "off",
+    "strength": 3,
+    "numericOrdering": False,
+    "alternate": "non-ignorable",
+    "maxVariable": "punct",
+    "normalization": False,
+    "backwards": False,
+}
 
-    The server answers with the collation fully expanded (``caseLevel``, ``alternate``, ``version``...,
-    defaults depending on the locale), so only the fields the definition states can be compared.
+#: Locales whose defaults differ from ICU's root (manual, "Collation Locales and Default Parameters").
+_LOCALE_DEFAULTS: Final[Mapping[str, Mapping[str, Any]]] = {
+    "fr_CA": {"backwards": True},
+    "da": {"caseFirst": "upper"},
+    "mt": {"caseFirst": "upper"},
+}
+
+
+def expand_collation(collation: Mapping[str, Any]) -> dict[str, Any]:
+    """A collation with every field the server reports filled in with its default for the locale."""
+    locale = str(collation.get("locale", ""))
+    expanded = {"locale": locale, **_COLLATION_DEFAULTS, **_LOCALE_DEFAULTS.get(locale, {})}
+    expanded.update({field: value for field, value in collation.items() if field != "version"})
+    return expanded
+
+
+def collation_matches(wanted: Any, live: Any) -> bool:
+    """Collations match when they are equal in full, each filled in with its locale's defaults.
+
+    The server answers with the collation fully expanded (``caseLevel``, ``alternate``, ``version``...),
+    so a definition stating only ``{"locale": "en"}`` means ``strength: 3`` and every other default: a live
+    ``strength: 2`` is a different collation (it compares case-insensitively).  ``version`` (the ICU
+    version) is the server's business and is ignored.
     """
     if wanted is None or live is None:
         return wanted is None and live is None
-    return all(same(value, live.get(field)) for field, value in wanted.items() if field != "version")
+    return same(expand_collation(wanted), expand_collation(live))
 
 
 def index_differences(wanted: NormIndex, live: NormIndex) -> dict[str, tuple[Any, Any]]:
@@ -165,6 +239,8 @@ def index_differences(wanted: NormIndex, live: NormIndex) -> dict[str, tuple[Any
         live_value = live.options.get(option)
         if option == "collation":
             equal = collation_matches(wanted_value, live_value)
+        elif option == "partialFilterExpression":
+            equal = same_filter(wanted_value, live_value)
         else:
             equal = same(wanted_value, live_value)
         if not equal:
@@ -178,6 +254,33 @@ def changes_in_place(differences: Mapping[str, tuple[Any, Any]]) -> bool:
         return False
     ttl = differences.get("expireAfterSeconds")
     return ttl is None or ttl[1] is not None
+
+
+#: Options in a MongoDB 5.0+ index signature besides the key (SERVER-47657): two indexes on the same key
+#: may coexist when one of these differs, so a change of them can be built beside the old index.
+SIGNATURE_OPTIONS: Final = frozenset({"unique", "sparse", "partialFilterExpression", "collation"})
+
+
+def buildable_beside(differences: Mapping[str, tuple[Any, Any]]) -> bool:
+    """True when an index with these differences can be built next to the live one before it is dropped.
+
+    It must differ in a signature option (else the server refuses an "equivalent" index, code 85) and in
+    nothing the server cannot hold twice.  A TTL or ``hidden`` difference travels with the new index.
+    """
+    return bool(set(differences) & SIGNATURE_OPTIONS) and set(differences) <= (
+        SIGNATURE_OPTIONS | IN_PLACE_INDEX_OPTIONS
+    )
+
+
+def only_stricter(differences: Mapping[str, tuple[Any, Any]]) -> bool:
+    """True when the live index differs only by being unique where the definition is not.
+
+    Such an index serves every query the definition's index serves; it only refuses duplicates.
+    create_all never relaxes a constraint by itself: that is what lets two application versions (v1
+    without ``unique``, v2 with it) converge on v2 instead of rebuilding each other's index forever.
+    """
+    change = differences.get("unique")
+    return set(differences) == {"unique"} and change is not None and bool(change[0]) and not change[1]
 
 
 def is_id_index(index: NormIndex) -> bool:

@@ -6,15 +6,20 @@ per action (like ``terraform plan``) and is tested against recorded server answe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
 import attrs
+import bson
+from bson import json_util
 
-from mongomancy.schema.definitions import CollectionDefinition, Document, FrozenMap, Index, thaw
+from mongomancy.schema.definitions import CollectionDefinition, Direction, Document, FrozenMap, Index, thaw
 from mongomancy.schema.live import LiveCollection, LiveState
 from mongomancy.schema.normalise import (
     NormIndex,
+    buildable_beside,
     changes_in_place,
     collation_matches,
     format_differences,
@@ -23,7 +28,9 @@ from mongomancy.schema.normalise import (
     is_id_index,
     normalise_defined_index,
     normalise_live_index,
+    only_stricter,
     same,
+    same_filter,
 )
 
 __all__ = [
@@ -32,9 +39,12 @@ __all__ = [
     "CreateIndex",
     "ExtraIndex",
     "IndexChange",
+    "IndexNote",
     "InsertDocument",
     "ModifyCollection",
     "Plan",
+    "alternate_index_name",
+    "is_building",
     "match_index",
     "plan",
 ]
@@ -97,28 +107,50 @@ class CollectionConflict:
 
 @attrs.frozen
 class CreateIndex:
-    """Create a missing index.
+    """Create a missing index, under ``name`` (the definition's name unless that name is taken on the
+    server by an index with another key, which is then left alone).
 
-    ``inherited_collation`` is the collection's default collation, kept so a conflict at apply time can
-    be re-planned exactly as here.
+    ``inherited_collation`` is the collection's default collation, kept so the index can be re-planned at
+    apply time exactly as here; ``in_progress`` says a ``createIndexes`` building it is running on the
+    server now (applying joins that build instead of starting another).
     """
 
     collection: str
     index: Index
     inherited_collation: FrozenMap | None = attrs.field(default=None, repr=False)
+    name: str = attrs.field(default="")
+    in_progress: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.index.name)
+
+    def spec(self) -> dict[str, Any]:
+        """The index document for ``createIndexes``."""
+        return {**self.index.to_mongo(), "name": self.name}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"collection": self.collection, "index": self.name, "spec": _json_safe(self.spec())}
 
     def __str__(self) -> str:
         spec = self.index.to_mongo()
         del spec["name"]
-        return f"+ create index {self.collection}.{self.index.name} {format_value(spec)}"
+        renamed = (
+            f" as {self.name} (the name {self.index.name} is taken)" if self.name != self.index.name else ""
+        )
+        building = " (a build is in progress on the server: waits for it)" if self.in_progress else ""
+        return f"+ create index {self.collection}.{self.index.name}{renamed} {format_value(spec)}{building}"
 
 
 @attrs.frozen
 class IndexChange:
     """An index whose key matches a definition but whose options differ: ``{option: (live, wanted)}``.
 
-    In :attr:`Plan.modify_indexes` it is changed in place by ``collMod``; in :attr:`Plan.recreate_indexes`
-    it must be dropped (``live_name``) and created again.
+    In :attr:`Plan.modify_indexes` it is changed in place by ``collMod``.  In
+    :attr:`Plan.recreate_indexes` it is replaced: when ``replacement_name`` is set the new index is built
+    beside the old one under that name and the old one (``live_name``) is dropped only once the new one
+    exists; otherwise (options a server cannot hold twice, such as a removed TTL) the old one must be
+    dropped before the new one is built.
     """
 
     collection: str
@@ -126,6 +158,12 @@ class IndexChange:
     index: Index
     differences: FrozenMap = attrs.field(converter=_to_frozen_map)
     inherited_collation: FrozenMap | None = attrs.field(default=None, repr=False)
+    replacement_name: str | None = None
+
+    @property
+    def beside(self) -> bool:
+        """True when the replacement is built before the old index is dropped."""
+        return self.replacement_name is not None
 
     def collmod_index(self) -> dict[str, Any]:
         """The ``index`` argument of ``collMod`` for an in-place change."""
@@ -134,31 +172,82 @@ class IndexChange:
             changes["hidden"] = bool(changes["hidden"])
         return {"name": self.live_name, **changes}
 
-    def _label(self) -> str:
+    def replacement(self) -> CreateIndex:
+        """The creation of the new index (under ``replacement_name`` when built beside)."""
+        return CreateIndex(
+            self.collection, self.index, self.inherited_collation, self.replacement_name or self.index.name
+        )
+
+    def label(self) -> str:
         live = f" (live name {self.live_name})" if self.live_name != self.index.name else ""
         return f"{self.collection}.{self.index.name}{live}"
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "index": self.index.name,
+            "live_name": self.live_name,
+            "replacement_name": self.replacement_name,
+            "differences": {
+                k: {"live": _json_safe(v[0]), "wanted": _json_safe(v[1])} for k, v in self.differences.items()
+            },
+        }
+
     def describe_modify(self) -> str:
-        return f"~ modify index {self._label()} (collMod): {format_differences(self.differences)}"
+        return f"~ modify index {self.label()} (collMod): {format_differences(self.differences)}"
 
     def describe_recreate(self) -> str:
+        differences = format_differences(self.differences)
+        if self.beside:
+            return (
+                f"-/+ replace index {self.label()}: {differences} (built beside as {self.replacement_name}, "
+                "then the old one dropped; needs allow_drop=True)"
+            )
         return (
-            f"-/+ drop and re-create index {self._label()}: {format_differences(self.differences)}"
-            " (needs allow_drop=True)"
+            f"-/+ drop and re-create index {self.label()}: {differences} (the server cannot hold both: "
+            "the collection is without it during the build; needs allow_drop=True)"
         )
 
 
 @attrs.frozen
+class IndexNote:
+    """A live index that differs from its definition in a way create_all leaves alone, with why."""
+
+    collection: str
+    live_name: str
+    index: Index
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "index": self.index.name,
+            "live_name": self.live_name,
+            "message": self.message,
+        }
+
+    def __str__(self) -> str:
+        return f"! index {self.collection}.{self.index.name} (live name {self.live_name}): {self.message}"
+
+
+@attrs.frozen
 class ExtraIndex:
-    """An index on the server that no definition asks for.  Reported, never dropped."""
+    """An index on the server that no definition asks for: reported and left in place, or (in
+    :attr:`Plan.drop_indexes`, with ``drop_undeclared=True``) dropped."""
 
     collection: str
     name: str
     key: FrozenMap = attrs.field(converter=_to_frozen_map)
 
+    def to_json(self) -> dict[str, Any]:
+        return {"collection": self.collection, "index": self.name, "key": _json_safe(self.key)}
+
     def __str__(self) -> str:
         key = format_value(self.key)
         return f"? extra index {self.collection}.{self.name} {key} (not defined; left in place)"
+
+    def describe_drop(self) -> str:
+        return f"- drop undeclared index {self.collection}.{self.name} {format_value(self.key)}"
 
 
 @attrs.frozen
@@ -168,6 +257,9 @@ class InsertDocument:
     collection: str
     document: Document
 
+    def to_json(self) -> dict[str, Any]:
+        return {"collection": self.collection, "unique_key": _json_safe(self.document.unique_key)}
+
     def __str__(self) -> str:
         return f"+ insert default document {self.collection} {format_value(self.document.unique_key)}"
 
@@ -176,11 +268,22 @@ def _sorted(actions: Iterable[T], key: Callable[[T], Any]) -> tuple[T, ...]:
     return tuple(sorted(actions, key=key))
 
 
+def _json_safe(value: Any) -> Any:
+    """Plain JSON values: BSON types (ObjectId, Int64, datetimes...) through bson.json_util's relaxed form."""
+    return json.loads(json_util.dumps(thaw(value), json_options=json_util.RELAXED_JSON_OPTIONS))
+
+
+#: The version of the JSON form of :class:`Plan` and ApplyResult.  Keys may be added within a version,
+#: none removed or retyped.
+JSON_SCHEMA_VERSION: Final = 1
+
+
 @attrs.frozen
 class Plan:
     """What :func:`apply_plan` would do, sorted deterministically so two plans compare with ``==``.
 
-    ``extra_indexes`` is informational only: :attr:`is_empty` ignores it and nothing drops them.
+    ``extra_indexes`` and ``notes`` are informational: :attr:`is_empty` ignores them and nothing drops an
+    extra index unless ``drop_undeclared=True`` moved it to ``drop_indexes``.
     """
 
     create_collections: tuple[CreateCollection, ...] = ()
@@ -191,6 +294,8 @@ class Plan:
     create_indexes: tuple[CreateIndex, ...] = ()
     insert_documents: tuple[InsertDocument, ...] = ()
     extra_indexes: tuple[ExtraIndex, ...] = ()
+    notes: tuple[IndexNote, ...] = ()
+    drop_indexes: tuple[ExtraIndex, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -203,10 +308,31 @@ class Plan:
             or self.modify_indexes
             or self.create_indexes
             or self.insert_documents
+            or self.drop_indexes
         )
 
+    def missing_only(self) -> Plan:
+        """The creations alone (collections, indexes, default documents): what ``skip_existing=True`` does."""
+        return Plan(
+            create_collections=self.create_collections,
+            create_indexes=self.create_indexes,
+            insert_documents=self.insert_documents,
+            extra_indexes=self.extra_indexes,
+            notes=self.notes,
+        )
+
+    def changes_to_existing(self) -> list[str]:
+        """One line per change to an existing object (what ``skip_existing=True`` leaves alone)."""
+        return [
+            *(str(a) for a in self.collection_conflicts),
+            *(str(a) for a in self.modify_collections),
+            *(a.describe_recreate() for a in self.recreate_indexes),
+            *(a.describe_modify() for a in self.modify_indexes),
+            *(a.describe_drop() for a in self.drop_indexes),
+        ]
+
     def lines(self) -> list[str]:
-        """One line per action, in the order :func:`apply_plan` performs them."""
+        """One line per action, in the order :func:`apply_plan` performs them, then the notes."""
         return [
             *(str(a) for a in self.collection_conflicts),
             *(str(a) for a in self.create_collections),
@@ -215,8 +341,50 @@ class Plan:
             *(a.describe_modify() for a in self.modify_indexes),
             *(str(a) for a in self.create_indexes),
             *(str(a) for a in self.insert_documents),
+            *(a.describe_drop() for a in self.drop_indexes),
+            *(str(a) for a in self.notes),
             *(str(a) for a in self.extra_indexes),
         ]
+
+    def to_json(self) -> dict[str, Any]:
+        """The versioned JSON form (``schema_version`` 1): every key always present."""
+        return {
+            "schema_version": JSON_SCHEMA_VERSION,
+            "kind": "plan",
+            "empty": self.is_empty,
+            "create_collections": [
+                {"collection": a.collection, "options": _json_safe(a.options)}
+                for a in self.create_collections
+            ],
+            "modify_collections": [
+                {
+                    "collection": a.collection,
+                    "changes": {
+                        k: {"live": _json_safe(v[0]), "wanted": _json_safe(v[1])}
+                        for k, v in a.changes.items()
+                    },
+                }
+                for a in self.modify_collections
+            ],
+            "collection_conflicts": [
+                {
+                    "collection": a.collection,
+                    "differences": {
+                        k: {"live": _json_safe(v[0]), "wanted": _json_safe(v[1])}
+                        for k, v in a.differences.items()
+                    },
+                }
+                for a in self.collection_conflicts
+            ],
+            "replace_indexes": [a.to_json() for a in self.recreate_indexes],
+            "modify_indexes": [a.to_json() for a in self.modify_indexes],
+            "create_indexes": [a.to_json() for a in self.create_indexes],
+            "insert_documents": [a.to_json() for a in self.insert_documents],
+            "drop_indexes": [a.to_json() for a in self.drop_indexes],
+            "notes": [a.to_json() for a in self.notes],
+            "extra_indexes": [a.to_json() for a in self.extra_indexes],
+            "lines": self.lines(),
+        }
 
     def __str__(self) -> str:
         lines = self.lines()
@@ -244,7 +412,13 @@ def _plan_collection_options(
     if live.type == "view":
         conflicts["type"] = ("view", "collection")
         return changes, conflicts
-    if definition.validator is not None and not same(definition.validator, options.get("validator", {})):
+    if live.type == "timeseries" and definition.timeseries is None:
+        conflicts["timeseries"] = (thaw(options.get("timeseries")), None)
+    if options.get("capped", False) and not definition.capped:
+        conflicts["capped"] = (True, False)
+    if definition.validator is not None and not same_filter(
+        definition.validator, options.get("validator", {})
+    ):
         changes["validator"] = (thaw(options.get("validator")), definition.validator.to_dict())
     for option, attribute, default in (
         ("validationLevel", definition.validation_level, "strict"),
@@ -301,6 +475,25 @@ def _live_indexes(live: LiveCollection) -> list[NormIndex]:
     return [index for index in map(normalise_live_index, live.indexes) if not is_id_index(index)]
 
 
+def _automatic_index_key(live: LiveCollection) -> tuple[tuple[str, Direction], ...] | None:
+    """The ``{metaField: 1, timeField: 1}`` index MongoDB 6.3+ creates on a time series collection with a
+    metaField (manual, "Time Series Collection Limitations/Indexes"): the server's, never "extra"."""
+    timeseries = live.options.get("timeseries")
+    if live.type != "timeseries" or not isinstance(timeseries, FrozenMap) or not timeseries.get("metaField"):
+        return None
+    return ((str(timeseries["metaField"]), 1), (str(timeseries["timeField"]), 1))
+
+
+def alternate_index_name(index: Index) -> str:
+    """A name for ``index`` when its own name is held on the server: ``<name>_<8 hex digits>``.
+
+    Derived from the key and options, so every process applying the same definition picks the same name
+    (their ``createIndexes`` then meet as one build) and another definition picks another.
+    """
+    canonical = bson.encode({"key": list(index.fields.items()), "options": sorted(index.options().items())})
+    return f"{index.name}_{hashlib.sha256(canonical).hexdigest()[:8]}"
+
+
 def match_index(
     wanted: NormIndex, live_indexes: list[NormIndex], taken: set[int]
 ) -> tuple[int | None, dict[str, tuple[Any, Any]]]:
@@ -311,9 +504,23 @@ def match_index(
     for i in candidates:
         if not index_differences(wanted, live_indexes[i]):
             return i, {}
+    for i in candidates:
+        differences = index_differences(wanted, live_indexes[i])
+        if only_stricter(differences):
+            return i, differences
     if candidates:
         return candidates[0], index_differences(wanted, live_indexes[candidates[0]])
     return None, {}
+
+
+def is_building(wanted: NormIndex, builds: Iterable[Mapping[str, Any]] | None) -> bool:
+    """True when one of the index builds in progress builds ``wanted`` (same key and options)."""
+    return any(
+        not index_differences(wanted, normalise_live_index(spec))
+        and normalise_live_index(spec).key == wanted.key
+        for spec in builds or ()
+        if isinstance(spec.get("key"), Mapping)
+    )
 
 
 @attrs.define
@@ -321,15 +528,17 @@ class _IndexPlan:
     creates: list[CreateIndex] = attrs.Factory(list)
     modifies: list[IndexChange] = attrs.Factory(list)
     recreates: list[IndexChange] = attrs.Factory(list)
+    notes: list[IndexNote] = attrs.Factory(list)
     extras: list[ExtraIndex] = attrs.Factory(list)
 
 
 def _plan_indexes(
     collection: str,
     indices: Iterable[Index],
-    live_indexes: list[NormIndex],
+    live: LiveCollection,
     inherited_collation: FrozenMap | None,
 ) -> _IndexPlan:
+    live_indexes = _live_indexes(live)
     result = _IndexPlan()
     taken: dict[int, Index] = {}
     pending: list[tuple[Index, NormIndex]] = []
@@ -341,41 +550,67 @@ def _plan_indexes(
             taken[position] = index
         else:
             pending.append((index, wanted))
-    # Pass 2: same key with other options, name clashes, and missing indexes.
-    displaced: set[int] = set()
+    # Pass 2: same key with other options, and missing indexes.
+    live_names = {live_index.name for live_index in live_indexes}
     for index, wanted in pending:
         position, differences = match_index(wanted, live_indexes, set(taken))
         if position is not None:
             taken[position] = index
-            change = IndexChange(
-                collection, live_indexes[position].name, index, differences, inherited_collation
-            )
-            (result.modifies if changes_in_place(differences) else result.recreates).append(change)
+            live_name = live_indexes[position].name
+            if only_stricter(differences):
+                result.notes.append(
+                    IndexNote(
+                        collection,
+                        live_name,
+                        index,
+                        "unique on the server, declared without unique: left as is (create_all never relaxes "
+                        "a constraint; drop the index by hand to relax it)",
+                    )
+                )
+            elif changes_in_place(differences):
+                result.modifies.append(
+                    IndexChange(collection, live_name, index, differences, inherited_collation)
+                )
+            else:
+                beside = None
+                if buildable_beside(differences):
+                    beside = index.name if index.name not in live_names else alternate_index_name(index)
+                result.recreates.append(
+                    IndexChange(collection, live_name, index, differences, inherited_collation, beside)
+                )
             continue
-        clash = next((i for i, live in enumerate(live_indexes) if live.name == index.name), None)
-        if clash is None:
-            result.creates.append(CreateIndex(collection, index, inherited_collation))
+        # Missing.  When its name is held by an index with another key, create it under another name and
+        # leave that index alone: nobody declared it here, so nothing here may drop it.
+        name = index.name if index.name not in live_names else alternate_index_name(index)
+        result.creates.append(
+            CreateIndex(collection, index, inherited_collation, name, is_building(wanted, live.builds))
+        )
+    automatic = _automatic_index_key(live)
+    declared_keys = {wanted.key for wanted in wanted_by_index.values()}
+    for position, live_index in enumerate(live_indexes):
+        if position in taken:
             continue
-        # The name is held by an index with another key: creating ours would fail (IndexKeySpecsConflict).
-        differences = {"key": (live_indexes[clash].key_dict, wanted.key_dict)}
-        result.recreates.append(IndexChange(collection, index.name, index, differences, inherited_collation))
-        displaced.add(clash)
-        if clash in taken:  # the dropped index satisfied another definition, which must be re-created
-            other = taken.pop(clash)
-            result.modifies = [m for m in result.modifies if m.index != other]
-            result.recreates = [r for r in result.recreates if r.index != other]
-            result.creates.append(CreateIndex(collection, other, inherited_collation))
-    for position, live in enumerate(live_indexes):
-        if position not in taken and position not in displaced:
-            result.extras.append(ExtraIndex(collection, live.name, live.key_dict))
+        if automatic is not None and live_index.key == automatic and automatic not in declared_keys:
+            continue
+        result.extras.append(ExtraIndex(collection, live_index.name, live_index.key_dict))
     return result
 
 
-def plan(definitions: Iterable[CollectionDefinition], live: LiveState) -> Plan:
+def plan(
+    definitions: Iterable[CollectionDefinition],
+    live: LiveState,
+    *,
+    drop_undeclared: bool = False,
+    keep: Iterable[str] = (),
+) -> Plan:
     """Compare the definitions with the live state and say what :func:`apply_plan` has to do.
 
-    Pure: no I/O, the same inputs always give an equal plan.
+    Pure: no I/O, the same inputs always give an equal plan.  With ``drop_undeclared=True`` (like
+    mongoose's ``syncIndexes``) the indexes no definition declares are planned for dropping, except
+    those named in ``keep`` (``"index"`` or ``"collection.index"``: those a DBA or the hosting platform
+    made), ``_id_`` and the automatic index of a time series collection.
     """
+    kept = frozenset(keep)
     create_collections: list[CreateCollection] = []
     modify_collections: list[ModifyCollection] = []
     conflicts: list[CollectionConflict] = []
@@ -399,18 +634,23 @@ def plan(definitions: Iterable[CollectionDefinition], live: LiveState) -> Plan:
         inherited = definition.collation
         if inherited is None and isinstance(live_collection.options.get("collation"), FrozenMap):
             inherited = live_collection.options["collation"]
-        collection_plan = _plan_indexes(name, definition.indices, _live_indexes(live_collection), inherited)
+        collection_plan = _plan_indexes(name, definition.indices, live_collection, inherited)
         indexes.creates.extend(collection_plan.creates)
         indexes.modifies.extend(collection_plan.modifies)
         indexes.recreates.extend(collection_plan.recreates)
+        indexes.notes.extend(collection_plan.notes)
         indexes.extras.extend(collection_plan.extras)
         documents.extend(
             InsertDocument(name, document)
             for document in definition.default_docs
             if not live.has_document(name, document)
         )
+    extras, drops = indexes.extras, []
+    if drop_undeclared:
+        drops = [e for e in extras if e.name not in kept and f"{e.collection}.{e.name}" not in kept]
+        extras = [e for e in extras if e not in drops]
 
-    def index_key(action: CreateIndex | IndexChange) -> tuple[str, str]:
+    def index_key(action: CreateIndex | IndexChange | IndexNote) -> tuple[str, str]:
         return (action.collection, action.index.name)
 
     return Plan(
@@ -423,5 +663,7 @@ def plan(definitions: Iterable[CollectionDefinition], live: LiveState) -> Plan:
         insert_documents=_sorted(
             documents, key=lambda a: (a.collection, repr(sorted(a.document.filter().items())))
         ),
-        extra_indexes=_sorted(indexes.extras, key=lambda a: (a.collection, a.name)),
+        extra_indexes=_sorted(extras, key=lambda a: (a.collection, a.name)),
+        notes=_sorted(indexes.notes, key=index_key),
+        drop_indexes=_sorted(drops, key=lambda a: (a.collection, a.name)),
     )

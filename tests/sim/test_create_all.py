@@ -8,6 +8,7 @@ tests/unit/test_ddl_plan.py and live by the ``real_cluster`` tests of tests/sim/
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -15,6 +16,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 from pymongo.database import Database as PyMongoDatabase
 
@@ -22,12 +24,21 @@ from mongomancy import (
     ApplyResult,
     Database,
     Engine,
+    Index,
     IndexConflictError,
     Plan,
 )
+from mongomancy.errors import RetryBudgetExhaustedError
+from mongomancy.retry import RetryPolicy
+from mongomancy.schema.apply import BuildRunner, apply_plan
+from mongomancy.schema.definitions import CollectionDefinition
+from mongomancy.schema.errors import SchemaStepError
+from mongomancy.schema.live import LiveCollection, LiveState
+from mongomancy.schema.plan import plan
 from mongomancy.testing import SimulatedReplicaSet
 from tests.helpers import GAME, PLAYER, assert_matches_definitions, live_keys
 
+ID_INDEX = {"v": 2, "key": {"_id": 1}, "name": "_id_"}
 WORKERS = 4
 DB_NAME = "create_all_test"
 
@@ -89,31 +100,57 @@ def test_default_documents_changed_by_users_are_kept(db: Database, engine: Engin
     assert raw(engine).player.count_documents({"player_id": 0}) == 1
 
 
-def test_skip_existing_leaves_existing_collections_alone(db: Database, engine: Engine) -> None:
-    raw(engine).create_collection("game")  # exists, without its indexes or documents
-    skipped = db.create_all()
-    assert skipped.created_collections == ("player",)
-    assert not any(label.startswith("game.") for label in skipped.created_indexes)
-    assert live_keys(raw(engine), "game").keys() == {(("_id", 1),)}
-    assert raw(engine).game.count_documents({}) == 0
-    remaining = db.plan()
-    assert {a.collection for a in remaining.create_indexes} == {"game"}
-    assert {a.collection for a in remaining.insert_documents} == {"game"}
-
-    reconciled = db.create_all(skip_existing=False)
-    assert sorted(reconciled.created_indexes) == ["game.created_1", "game.genre_1", "game.slug_1"]
-    assert len(reconciled.inserted_documents) == 2
+def test_default_create_all_heals_an_implicitly_created_collection(
+    db: Database, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw(engine).game.insert_one({"slug": "zork", "genre": "adventure"})  # created by an insert, no indexes
+    result = db.create_all()  # the default: skip_existing=True
+    assert result.created_collections == ("player",)
+    assert sorted(label for label in result.created_indexes if label.startswith("game.")) == [
+        "game.created_1",
+        "game.genre_1",
+        "game.slug_1",
+    ]
+    assert len([label for label in result.inserted_documents if label.startswith("game ")]) == 2
+    assert live_keys(raw(engine), "game")[(("slug", 1),)].get("unique") is True
+    assert raw(engine).game.count_documents({}) == 3
     assert_matches_definitions(raw(engine), GAME, PLAYER)
     assert db.plan().is_empty
+    with caplog.at_level(logging.INFO, logger="mongomancy.schema"):
+        assert not db.create_all().changed
+    assert "matches its definitions" in caplog.text
 
 
-def test_drift_needing_a_drop_raises_unless_allowed(db: Database, engine: Engine) -> None:
+def test_an_index_added_to_an_existing_definition_is_created(db: Database, engine: Engine) -> None:
+    db.create_all()
+    bigger = Database(engine=engine, name=db.name)
+    bigger.add_collection(PLAYER)
+    bigger.add_collection(attrs.evolve(GAME, indices=(*GAME.indices, Index({"rating": 1}))))
+    try:
+        result = bigger.create_all()
+        assert result.created_indexes == ("game.rating_1",)
+        assert (("rating", 1),) in live_keys(raw(engine), "game")
+        assert bigger.plan().is_empty
+    finally:
+        bigger.close()
+
+
+def test_drift_needing_a_replacement_is_left_with_a_warning_or_raises_unless_allowed(
+    db: Database, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     db.create_all()
     players = raw(engine).player
     players.drop_indexes()
     players.create_index("player_id")  # the same key, but not unique
-    # skip_existing=True leaves the existing collection alone, drift included
-    assert not db.create_all().changed
+    # skip_existing=True leaves the existing index alone, says so at WARNING, and never says "matches"
+    with caplog.at_level(logging.INFO, logger="mongomancy.schema"):
+        skipped = db.create_all()
+    assert not skipped.changed
+    (left,) = skipped.left_unchanged
+    assert "player.player_id_1" in left and "unique" in left
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("player.player_id_1" in r.getMessage() for r in warnings)
+    assert "matches its definitions" not in caplog.text
     drifted = db.plan()
     assert [change.index.name for change in drifted.recreate_indexes] == ["player_id_1"]
     with pytest.raises(IndexConflictError) as info:
@@ -124,11 +161,6 @@ def test_drift_needing_a_drop_raises_unless_allowed(db: Database, engine: Engine
     assert "player.player_id_1" in str(error) and "unique" in str(error) and "allow_drop=True" in str(error)
     # nothing was changed before raising
     assert not live_keys(raw(engine), "player")[(("player_id", 1),)].get("unique")
-
-    result = db.create_all(skip_existing=False, allow_drop=True)
-    assert result.recreated_indexes == ("player.player_id_1",)
-    assert live_keys(raw(engine), "player")[(("player_id", 1),)]["unique"]
-    assert db.plan().is_empty
 
 
 def test_extra_indexes_are_reported_and_kept(db: Database, engine: Engine) -> None:
@@ -212,3 +244,37 @@ def test_four_processes_create_all_at_once(sim_cluster: SimulatedReplicaSet, eng
     with Database(engine, name=DB_NAME) as check:
         check.extend(GAME, PLAYER)
         assert check.plan().is_empty
+
+
+# --------------------------------------------------------------------------------------------------
+# Index builds get their own time
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_build_slower_than_the_retry_budget_succeeds(
+    sim_cluster: SimulatedReplicaSet, fast_heartbeats: None
+) -> None:
+    """The primary takes 2.5 s to answer while the engine's budget (and so its socket timeout) is 1.5 s:
+    an ordinary DDL step runs out of budget, the index build (own runner, own timeout) lands."""
+    definition = CollectionDefinition("slow", indices=[Index({"k": 1})])
+    with Engine(
+        uri=sim_cluster.uri, heartbeatFrequencyMS=100, retry_policy=RetryPolicy(budget=1.5)
+    ) as engine:
+        with Database(engine, name=DB_NAME) as database:
+            database.add_collection(CollectionDefinition("slow"))
+            database.create_all()  # the collection exists, without the index
+            live = LiveState(collections=[LiveCollection("slow", indexes=[ID_INDEX])])
+            step = plan([definition], live)
+            other = plan([CollectionDefinition("slow", indices=[Index({"other": 1})])], live)
+            sim_cluster.delay(0, 2.5)
+            try:
+                with pytest.raises(SchemaStepError) as info:  # without the build runner: the budget's
+                    apply_plan(other, database._execute_ddl, build=database._execute_ddl)
+                assert isinstance(info.value.cause, RetryBudgetExhaustedError)
+                result = apply_plan(
+                    step, database._execute_ddl, build=BuildRunner(attempt=database._execute_ddl, timeout=30)
+                )
+            finally:
+                sim_cluster.delay(0, 0)
+            assert result.created_indexes == ("slow.k_1",)
+            assert (("k", 1),) in live_keys(raw(engine), "slow")

@@ -21,7 +21,6 @@ series and capped collections are therefore verified at plan level (tests/unit/t
 from __future__ import annotations
 
 import multiprocessing
-import sys
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,9 +32,10 @@ import pytest
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from mongomancy.errors import IndexConflictError, SchemaError
+from mongomancy.errors import IndexConflictError, MongomancyError, SchemaError
 from mongomancy.schema import ApplyResult, LiveCollection, LiveState, Plan, apply_plan, plan, read_live_state
 from mongomancy.schema.definitions import CollectionDefinition, Document, Index, TimeSeries
+from mongomancy.schema.errors import SchemaStepError
 from mongomancy.testing import NxBackend
 from tests.helpers import GAME as SAMPLE_GAME
 from tests.helpers import PLAYER, assert_matches_definitions, live_keys
@@ -211,14 +211,22 @@ def test_unique_change_needs_allow_drop(db: Database[Any]) -> None:
     assert info.value.collection == "c"
     assert info.value.differences == {"unique": (None, True)}
     assert live_keys(db, "c")[(("email", 1),)].get("unique") is None  # nothing changed
-    result = apply_plan(step, direct(db), allow_drop=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="simulator defect: createIndexes of a second index on a key that has one (5.0+: allowed when "
+    "unique differs) answers ok but creates nothing; the replacement is proved on the model in "
+    "tests/unit/test_index_replacement.py",
+)
+def test_unique_change_is_built_beside_on_the_simulator(db: Database[Any]) -> None:
+    before = CollectionDefinition("c", indices=[Index({"email": 1})])
+    after = CollectionDefinition("c", indices=[Index({"email": 1}, unique=True)])
+    sync([before], db)
+    db.c.insert_many([{"email": "a"}, {"email": "b"}])
+    result = apply_plan(plan([after], read_live_state(db, [after])), direct(db), allow_drop=True)
     assert result.recreated_indexes == ("c.email_1",)
     assert live_keys(db, "c")[(("email", 1),)].get("unique") is True
-    assert plan([after], read_live_state(db, [after])).is_empty
-    # a second process arriving with the same (now stale) plan finds the index re-created and leaves it
-    again = apply_plan(step, direct(db), allow_drop=True)
-    assert again.recreated_indexes == ()
-    assert again.indexes_already_present == ("c.email_1",)
 
 
 def test_extra_indexes_are_kept(db: Database[Any]) -> None:
@@ -359,25 +367,39 @@ def test_index_key_specs_conflict_raises_with_the_differences() -> None:
     assert isinstance(error.__cause__, OperationFailure)
 
 
-def test_name_clash_conflict_names_the_keys() -> None:
-    scripted = ScriptedDatabase(
+class ClashThenBuild(ScriptedDatabase):
+    """The first createIndexes meets a name held by another key (86); the next one succeeds."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        self.commands.append((*args, kwargs["indexes"][0]["name"]))
+        if len(self.commands) == 1:
+            raise self.error
+        return {"ok": 1, "numIndexesBefore": 2, "numIndexesAfter": 3}
+
+
+def test_name_clash_creates_under_the_derived_name_and_drops_nothing() -> None:
+    scripted = ClashThenBuild(
         OperationFailure("An existing index has the same name", code=86),
         [ID_INDEX, {"v": 2, "key": {"b": 1}, "name": "a_1"}],
     )
-    with pytest.raises(IndexConflictError) as info:
-        apply_plan(_create_plan(Index({"a": 1})), lambda description, fn: fn(scripted))
-    assert info.value.differences == {"key": ({"b": 1}, {"a": 1})}
+    result = apply_plan(_create_plan(Index({"a": 1})), lambda description, fn: fn(scripted))
+    (first, second) = scripted.commands
+    assert first == ("createIndexes", "c", "a_1")
+    assert second[:2] == ("createIndexes", "c") and second[2].startswith("a_1_")
+    assert result.created_indexes == ("c.a_1",)
 
 
-def test_unexpected_server_error_propagates_with_context() -> None:
+def test_unexpected_server_error_names_the_step_and_keeps_the_cause() -> None:
     scripted = ScriptedDatabase(
         OperationFailure("not authorized on db to execute command", code=13), [ID_INDEX]
     )
-    with pytest.raises(OperationFailure) as info:
+    with pytest.raises(SchemaStepError) as info:
         apply_plan(_create_plan(Index({"a": 1})), lambda description, fn: fn(scripted))
-    assert info.value.code == 13
-    if sys.version_info >= (3, 11):
-        assert "mongomancy: while trying to create index c.a_1" in info.value.__notes__
+    error = info.value
+    assert (error.collection, error.index, error.step) == ("c", "a_1", "create index c.a_1")
+    assert isinstance(error, MongomancyError)
+    assert isinstance(error.__cause__, OperationFailure) and error.__cause__.code == 13
+    assert "create index c.a_1" in str(error) and "not authorized" in str(error)
 
 
 def test_execute_sees_every_step_with_a_description() -> None:

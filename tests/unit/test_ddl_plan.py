@@ -184,18 +184,49 @@ def test_hidden_change_is_in_place() -> None:
     assert unhide.modify_indexes[0].collmod_index() == {"name": "a_1", "hidden": False}
 
 
-def test_unique_change_needs_drop_and_recreate() -> None:
+def test_unique_change_is_built_beside_the_old_index() -> None:
     result = one_index_plan(
         Index({"slug": 1}, unique=True), {"v": 2, "key": {"slug": 1}, "name": "idx_c_slug"}
     )
     assert not result.modify_indexes and not result.create_indexes
     (change,) = result.recreate_indexes
     assert change.live_name == "idx_c_slug"
+    assert change.replacement_name == "slug_1"  # the declared name is free: the new index gets it
     assert dict(change.differences) == {"unique": (None, True)}
     assert str(result) == (
-        "-/+ drop and re-create index c.slug_1 (live name idx_c_slug): unique None -> True"
-        " (needs allow_drop=True)"
+        "-/+ replace index c.slug_1 (live name idx_c_slug): unique None -> True"
+        " (built beside as slug_1, then the old one dropped; needs allow_drop=True)"
     )
+
+
+def test_replacement_under_a_taken_name_gets_a_derived_name() -> None:
+    result = one_index_plan(Index({"slug": 1}, unique=True), {"v": 2, "key": {"slug": 1}, "name": "slug_1"})
+    (change,) = result.recreate_indexes
+    assert change.replacement_name is not None
+    assert (
+        change.replacement_name.startswith("slug_1_") and len(change.replacement_name) == len("slug_1_") + 8
+    )
+    again = one_index_plan(Index({"slug": 1}, unique=True), {"v": 2, "key": {"slug": 1}, "name": "slug_1"})
+    assert again.recreate_indexes[0].replacement_name == change.replacement_name  # every process agrees
+
+
+def test_live_unique_index_satisfies_a_definition_without_unique() -> None:
+    result = one_index_plan(
+        Index({"email": 1}), {"v": 2, "key": {"email": 1}, "name": "email_1", "unique": True}
+    )
+    assert result.is_empty
+    (note,) = result.notes
+    assert note.live_name == "email_1"
+    assert "never relaxes a constraint" in str(note)
+
+
+def test_ttl_removal_cannot_be_built_beside() -> None:
+    result = one_index_plan(
+        Index({"a": 1}), {"v": 2, "key": {"a": 1}, "name": "a_1", "expireAfterSeconds": 60}
+    )
+    (change,) = result.recreate_indexes
+    assert not change.beside
+    assert "the server cannot hold both" in change.describe_recreate()
 
 
 def test_mixed_in_place_and_recreate_changes_need_a_recreate() -> None:
@@ -297,23 +328,23 @@ def test_renamed_but_identical_index_is_present() -> None:
     assert not result.extra_indexes
 
 
-def test_same_name_but_other_key_is_a_conflict_not_a_match() -> None:
+def test_name_clash_creates_under_another_name_and_drops_nothing() -> None:
     result = one_index_plan(Index({"a": 1}, name="lookup"), {"v": 2, "key": {"b": 1}, "name": "lookup"})
-    assert not result.create_indexes
-    (change,) = result.recreate_indexes
-    assert change.live_name == "lookup"
-    assert dict(change.differences) == {"key": ({"b": 1}, {"a": 1})}
-    assert not result.extra_indexes  # it is the one to drop, not an extra
+    assert not result.recreate_indexes and not result.drop_indexes
+    (create,) = result.create_indexes
+    assert create.name.startswith("lookup_") and create.spec()["name"] == create.name
+    assert result.extra_indexes == (ExtraIndex("c", "lookup", {"b": 1}),)  # nobody declared it: kept
 
 
-def test_name_clash_with_an_index_another_definition_uses_recreates_both() -> None:
+def test_name_clash_with_an_index_another_definition_uses_is_a_match_for_that_one() -> None:
     definition = CollectionDefinition(
         "c", indices=[Index({"a": 1}, name="lookup"), Index({"b": 1}, name="by_b")]
     )
     live = live_of(live_collection("c", {"v": 2, "key": {"b": 1}, "name": "lookup"}))
     result = plan([definition], live)
-    assert [c.index.name for c in result.recreate_indexes] == ["lookup"]
-    assert [c.index.name for c in result.create_indexes] == ["by_b"]
+    assert not result.recreate_indexes
+    assert [c.index.name for c in result.create_indexes] == ["lookup"]  # by_b is the live "lookup"
+    assert not result.extra_indexes
 
 
 def test_several_live_indexes_with_the_same_key_pick_the_identical_one() -> None:
