@@ -41,7 +41,7 @@ from mongomancy.errors import (
     RetryBudgetExhaustedError,
     SchemaError,
 )
-from mongomancy.retry import ErrorKind, classify_error
+from mongomancy.retry import CommandKind, Evidence, assess
 from mongomancy.schema.definitions import Document, Index, thaw
 from mongomancy.schema.errors import (
     DuplicateValuesError,
@@ -183,7 +183,9 @@ def _transient(error: BaseException) -> bool:
     """
     if isinstance(error, (RetryBudgetExhaustedError, OutcomeUnknownError, QueueFullError)):
         return True
-    return isinstance(error, PyMongoError) and (error.timeout or classify_error(error) is not ErrorKind.FATAL)
+    return isinstance(error, PyMongoError) and (
+        error.timeout or assess(CommandKind.IDEMPOTENT, error) is not Evidence.FINAL
+    )
 
 
 def _timeout(description: str, timeout: float, last: BaseException | None) -> IndexBuildTimeoutError:
@@ -410,8 +412,10 @@ def _build_index(
             reply = db.command("createIndexes", collection, indexes=[spec])
         except OperationFailure as exc:
             if exc.code in _INDEX_CONFLICT_CODES:
-                return _after_conflict(db, create, exc, step, allow_drop=allow_drop)
-            if exc.timeout or classify_error(exc) is not ErrorKind.FATAL:
+                return _after_conflict(
+                    db, create, exc, step, allow_drop=allow_drop, old_index_kept=old_index_kept
+                )
+            if exc.timeout or assess(CommandKind.IDEMPOTENT, exc) is not Evidence.FINAL:
                 raise  # transient: the engine's policy, then the build runner, try again
             raise _build_failure(db, create, exc, step, old_index_kept=old_index_kept) from exc
         before, after = reply.get("numIndexesBefore"), reply.get("numIndexesAfter")
@@ -421,7 +425,13 @@ def _build_index(
 
 
 def _after_conflict(
-    db: Database[Any], create: CreateIndex, exc: OperationFailure, step: str, *, allow_drop: bool
+    db: Database[Any],
+    create: CreateIndex,
+    exc: OperationFailure,
+    step: str,
+    *,
+    allow_drop: bool,
+    old_index_kept: bool | None = None,
 ) -> bool:
     """A ``createIndexes`` refused because an index with that name or key exists: what is there now?"""
     verdict, live_name, differences = _reread_index(db, create)
@@ -446,6 +456,19 @@ def _after_conflict(
             )(db)
         # Not listed, yet in the way: a build of another process is in progress.  Wait for it.
         raise BuildPending(f"{step}: another build holds {create.collection}.{create.name}") from exc
+    if old_index_kept is True:
+        # Building a replacement beside the old index, and the server refuses a second index on this
+        # key: MongoDB before 5.0 (whose index signature is the key and collation alone) does.
+        raise IndexBuildError(
+            f"{step}: the server refuses a second index on the key of {create.collection}.{live_name} "
+            f"({exc}); the old index {live_name} was kept.  MongoDB 5.0+ holds both while the new one "
+            "is built; on an older server this change needs a manual migration",
+            collection=create.collection,
+            index=create.name,
+            step=step,
+            cause=exc,
+            old_index_kept=True,
+        ) from exc
     if allow_drop and live_name is not None and buildable_beside(differences):
         # Another process (another version of the definitions) created this key with other options
         # between our plan and our build: replace it as the plan would have, beside it.

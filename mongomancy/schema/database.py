@@ -591,12 +591,21 @@ class Database:
             self._logger.info("database %s matches its definitions", self._name)
         elif not chosen.is_empty:
             self._logger.info("database %s: applying\n%s", self._name, chosen)
-        build = BuildRunner(attempt=self._execute_ddl, timeout=float(build_timeout))
+        build = BuildRunner(attempt=self._attempt_build, timeout=float(build_timeout))
         result = apply_plan(chosen, self._execute_ddl, allow_drop=allow_drop, build=build)
         result = attrs.evolve(result, left_unchanged=tuple(left))
         if result.changed:
             self._logger.info("database %s: %s", self._name, str(result).replace("\n", "; "))
         return result
+
+    def _attempt_build(self, description: str, fn: Callable[[PyMongoDatabase[Any]], T], /) -> T:
+        """One attempt of an index build: the engine waits for a primary (within its budget), then the
+        build runs on that client *outside* the engine's ``pymongo.timeout(budget)``, under the build
+        runner's own timeout: a build may take far longer than any other operation."""
+        client = self._engine.run(
+            f"wait for a primary to {description}", lambda client: client, retry_class=RetryClass.READ
+        )
+        return fn(self._database_for(client))
 
     def _execute_ddl(self, description: str, fn: Callable[[PyMongoDatabase[Any]], T], /) -> T:
         """How ``apply_plan`` runs each step: through the engine, on this database of the current client."""

@@ -215,8 +215,8 @@ def test_unique_change_needs_allow_drop(db: Database[Any]) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="simulator defect: createIndexes of a second index on a key that has one (5.0+: allowed when "
-    "unique differs) answers ok but creates nothing; the replacement is proved on the model in "
+    reason="simulator defect: a second index on a key that has one (5.0+: allowed when unique differs) is "
+    "refused with 85 (sim) or acknowledged but not created (nx); the replacement is proved on the model in "
     "tests/unit/test_index_replacement.py",
 )
 def test_unique_change_is_built_beside_on_the_simulator(db: Database[Any]) -> None:
