@@ -15,6 +15,7 @@ Everything here is pure (no I/O): the supervisor and the engine's retry loop dec
 from __future__ import annotations
 
 import enum
+import re
 import ssl
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -22,7 +23,7 @@ from typing import Any
 
 import attrs
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
-from pymongo.errors import OperationFailure
+from pymongo.errors import ConnectionFailure, OperationFailure
 from pymongo.topology_description import TopologyDescription
 
 from mongomancy._redact import redact_text
@@ -52,6 +53,9 @@ _TLS_CONFIG_REASONS = frozenset(
         "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
     }
 )
+
+
+_OPENSSL_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\]")
 
 
 class FatalReason(enum.Enum):
@@ -180,6 +184,11 @@ def reason_of(error: BaseException) -> FatalReason | None:
         if isinstance(link, ssl.CertificateError):
             return FatalReason.TLS
         if isinstance(link, ssl.SSLError) and getattr(link, "reason", None) in _TLS_CONFIG_REASONS:
+            return FatalReason.TLS
+        # pymongo's monitor keeps only the text of a handshake failure (no cause): OpenSSL's reason is
+        # in it as "[SSL: REASON]".
+        match = _OPENSSL_REASON.search(str(link))
+        if isinstance(link, ConnectionFailure) and match and match.group(1) in _TLS_CONFIG_REASONS:
             return FatalReason.TLS
     return None
 

@@ -40,8 +40,10 @@ def member_phrase(server: ServerDescription) -> str:
         return "refused the connection"
     if isinstance(error, NetworkTimeout) or "timed out" in text:
         return "timed out"
-    if "connection closed" in text:
-        return "closed the connection during the handshake (a server requiring TLS does that to a plain one)"
+    if "connection closed" in text or "Connection reset by peer" in text:
+        what = "closed" if "connection closed" in text else "reset"
+        hint = "a server requiring TLS does that to a client without TLS"
+        return f"{what} the connection during the handshake ({hint})"
     return f"failed: {text}"
 
 

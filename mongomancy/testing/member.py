@@ -12,6 +12,7 @@ import datetime
 import itertools
 import logging
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -175,6 +176,9 @@ class ClusterState:
         self.on_step_down_command: Callable[[int], None] | None = None
         #: The users when the cluster requires authentication (SCRAM-SHA-256, see ``testing/auth.py``).
         self.users: UserStore | None = None
+        #: When set, members speak TLS only (mongod's ``requireTLS``): each connection's first act is the
+        #: server side of the handshake, and a client that does not complete it is disconnected.
+        self.tls: ssl.SSLContext | None = None
 
     @property
     def election_id(self) -> ObjectId | None:
@@ -333,6 +337,8 @@ class Member:
 
     def _serve(self, conn: _Connection) -> None:
         try:
+            if self.state.tls is not None:
+                conn.sock = self.state.tls.wrap_socket(conn.sock, server_side=True)
             while True:
                 raw = wire.read_raw(conn.sock)
                 if self.blackhole:

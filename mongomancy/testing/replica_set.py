@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -59,7 +60,9 @@ class SimulatedReplicaSet:
     if the cluster started it), also when the block raised.
 
     ``users={"ops": "secret"}`` makes every member require authentication (SCRAM-SHA-256, code 18 for a wrong
-    password, code 13 for a command without a user; see ``mongomancy/testing/auth.py``).
+    password, code 13 for a command without a user; see ``mongomancy/testing/auth.py``).  ``tls=context`` (a
+    server-side ``ssl.SSLContext`` with a certificate loaded) makes every member require TLS, as mongod's
+    ``requireTLS``: a client without TLS is disconnected during the handshake.
 
     Why a fresh backend per cluster and not a shared one: starting ``nx_27017`` costs about 0.1 s, and a fresh
     process is the only way to guarantee a test starts from empty data.
@@ -75,6 +78,7 @@ class SimulatedReplicaSet:
         streaming: bool = True,
         hang_up_on_step_down: bool = False,
         users: Mapping[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if isinstance(members, bool) or not isinstance(members, int) or members < 1:
             raise ValueError(f"members must be an int >= 1, not {members!r}")
@@ -95,6 +99,7 @@ class SimulatedReplicaSet:
         self._state.hangup_on_step_down = hang_up_on_step_down
         if users is not None:  # every member then runs SCRAM-SHA-256 and refuses unauthenticated commands
             self._state.users = UserStore(users)
+        self._state.tls = tls  # a server-side context: every member then requires TLS
         self._state.on_step_down_command = self._step_down_from_member
         self._state.members = [Member(self._state, i, p) for i, p in enumerate(port_list)]
         self._timers: list[threading.Timer] = []

@@ -11,15 +11,19 @@ measured by benchmarks/bench_auth.py.
 from __future__ import annotations
 
 import logging
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo.errors import OperationFailure
+from pymongo.errors import AutoReconnect, OperationFailure
 
-from mongomancy import Engine, FatalConfigurationError, RetryPolicy
+from mongomancy import Engine, FatalConfigurationError, RetryBudgetExhaustedError, RetryPolicy
 from mongomancy.testing import SimulatedReplicaSet, wait_for
 from tests.sim.logs import EngineLog
 
@@ -200,3 +204,82 @@ def test_a_replica_set_name_no_member_has_fails_at_once_saying_what_the_members_
         return False
 
     wait_for(names_the_real_set, 10, "the members' own set name in the error")
+
+
+# ------------------------------------------------------------------------------------------------ TLS
+def make_certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made now (nothing secret is kept in the repo)."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def tls_cluster(tmp_path: Path, fast_heartbeats: None) -> Iterator[tuple[SimulatedReplicaSet, Path]]:
+    """A set whose members require TLS with a self-signed certificate; yields it and that certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = make_certificate(tmp_path, "member")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with SimulatedReplicaSet(tls=context) as cluster:
+        yield cluster, cert
+
+
+def plain_uri(cluster: SimulatedReplicaSet, options: str = "") -> str:
+    hosts = ",".join(member.address for member in cluster.members)
+    return f"mongodb://{hosts}/?replicaSet={cluster.set_name}{options}"
+
+
+def test_a_tls_member_works_for_a_client_that_trusts_its_certificate(tls_cluster):
+    cluster, cert = tls_cluster
+    with Engine(uri=plain_uri(cluster, f"&tls=true&tlsCAFile={cert}"), heartbeatFrequencyMS=100) as engine:
+        inserted = engine.insert_one(engine.client.db.things, {"over": "tls"})
+        assert engine.find_one(engine.client.db.things, {}) == {"_id": inserted.inserted_id, "over": "tls"}
+
+
+def test_a_certificate_the_client_does_not_trust_fails_at_once_as_a_tls_error(tls_cluster, tmp_path):
+    cluster, _cert = tls_cluster
+    other, _key = make_certificate(tmp_path, "someone-else")  # the client trusts only this one
+    with Engine(
+        uri=plain_uri(cluster, f"&tls=true&tlsCAFile={other}"), heartbeatFrequencyMS=100, retry_policy=BUDGET
+    ) as engine:
+        started = time.monotonic()
+        with pytest.raises(FatalConfigurationError) as info:
+            engine.find_one(engine.client.db.things, {})
+        assert time.monotonic() - started < AT_ONCE
+    error = info.value
+    assert error.reason == "tls"
+    assert set(error.addresses) == {member.address for member in cluster.members}
+    assert "certificate verify failed" in str(error)
+    # pymongo's monitor keeps the handshake failure as text only: the cause is its AutoReconnect
+    assert isinstance(error.__cause__, AutoReconnect)
+    assert "[SSL: CERTIFICATE_VERIFY_FAILED]" in str(error.__cause__)
+
+
+def test_a_tls_member_contacted_without_tls_is_named_with_the_likely_reason(tls_cluster):
+    """A TLS-only server just closes a plaintext connection (mongod too): the client cannot tell that from a
+    member that is going away, so this is not fatal; the WARNING names the likely reason and the command ends
+    at its budget with the addresses and the last error."""
+    cluster, _cert = tls_cluster
+    log = EngineLog()
+    with Engine(
+        uri=plain_uri(cluster),
+        heartbeatFrequencyMS=100,
+        retry_policy=RetryPolicy(budget=2),
+        logger=log.logger,
+    ) as engine:
+        with pytest.raises(RetryBudgetExhaustedError) as info:
+            engine.find_one(engine.client.db.things, {})
+    assert set(info.value.addresses) == {member.address for member in cluster.members}
+    warning = log.messages(logging.WARNING, "no primary")[0]
+    assert "the connection during the handshake (a server requiring TLS does that" in warning

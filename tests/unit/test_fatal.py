@@ -92,6 +92,10 @@ CERT = chained(
             ),
             FatalReason.WIRE_VERSION,
         ),
+        # pymongo's monitor keeps only the text of a failed handshake
+        (AutoReconnect("h:1: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), FatalReason.TLS),
+        (AutoReconnect("h:1: [SSL: WRONG_VERSION_NUMBER] wrong version number"), FatalReason.TLS),
+        (AutoReconnect("h:1: [SSL: UNEXPECTED_EOF_WHILE_READING] EOF"), None),
         # curable, or not a configuration error at all: never fatal
         (REFUSED, None),
         (NetworkTimeout("timed out"), None),
