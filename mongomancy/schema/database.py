@@ -202,7 +202,9 @@ class Collection(CollectionTarget):
         """``find(filter, projection, sort=..., limit=..., skip=..., batch_size=...)``.
 
         Returns a :class:`~mongomancy.cursor.ResumableCursor`, which resumes after the last document
-        it yielded when a failover kills the server-side cursor mid-iteration.
+        it yielded when a failover kills the server-side cursor mid-iteration.  The server receives the
+        caller's sort unchanged; an unsorted query is sorted by ``_id`` (``resumable=False`` keeps the
+        server's natural order, and cannot resume).
         """
         return self._engine.find(self, *args, **kwargs)
 
