@@ -48,12 +48,15 @@ from mongomancy.fatal import (
     condition_from_description,
     condition_from_error,
     foreign_role,
+    reason_of,
 )
 from mongomancy.members import why_no_primary
 from mongomancy.stats import Counters
 from mongomancy.waitqueue import PrimaryWaitQueue
 
 _AWAIT_SLICE = 0.1
+#: While no seed belongs to the named replica set, a new client looks at the seeds again this often.
+_REDISCOVERY_SECONDS = 10.0
 
 Hook = Callable[[Any, TopologyChange], None]
 """A reconnect hook as the supervisor calls it: ``hook(engine, change)`` on the supervisor thread."""
@@ -283,6 +286,7 @@ class Supervisor:
         self._fatal_lock = threading.Lock()
         self._fatal: FatalCondition | None = None
         self._next_fatal_check = 0.0
+        self._next_rediscovery = time.monotonic() + _REDISCOVERY_SECONDS
         #: The change whose hooks are running now (a hook's reconnect() must not wait for itself).
         self._announcing: TopologyChange | None = None
         self._running_hook: AnyHook | None = None
@@ -395,6 +399,8 @@ class Supervisor:
         It is also declared (waiting commands are woken with it, it is logged once) so that the other
         threads learn it without meeting it themselves.
         """
+        if reason_of(error) is None:
+            return None  # the common case, decided without copying the topology
         client = self._state.client
         description = client.topology_description if client is not None else None
         condition = condition_from_error(error, self._identity, description, self._secrets)
@@ -408,7 +414,8 @@ class Supervisor:
             previous, self._fatal = self._fatal, condition
             self._next_fatal_check = time.monotonic() + self._fatal_recheck
         self._queue.fail(condition.error)
-        self._wake.set()  # the supervisor publishes "no usable primary" now, not at its next poll
+        if threading.current_thread() is not self._thread:
+            self._wake.set()  # the supervisor publishes "no usable primary" now, not at its next poll
         if previous is None or previous.key != condition.key:
             self._counters.bump("fatal_errors")
             self._logger.error("%s", condition.message)
@@ -431,21 +438,19 @@ class Supervisor:
         )
         current = self._fatal
         if shown is not None:
-            if (
-                current is None
-                or current.key != shown.key
-                or current.reason is not FatalReason.AUTHENTICATION
-            ):
+            if current is None or current.key != shown.key or current.message != shown.message:
                 self._declare(shown)
+            now = time.monotonic()
+            if shown.reason is FatalReason.REPLICA_SET_NAME and now >= self._next_rediscovery:
+                # pymongo never re-adds seeds it removed: only a new client looks at them again.
+                self._next_rediscovery = now + _REDISCOVERY_SECONDS
+                self._replace_client()
             return
         if current is None:
             return
         if current.reason is not FatalReason.AUTHENTICATION:
             if description.has_known_servers:
                 self._clear_fatal("the members answer again")
-            elif current.reason is FatalReason.REPLICA_SET_NAME and self._fatal_check_due():
-                # pymongo never re-adds seeds it removed: only a new client looks at them again.
-                self._replace_client()
             return
         if self._fatal_check_due():
             self._recheck_authentication()
