@@ -23,7 +23,7 @@ from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import PyMongoError
 
 from mongomancy._forking import renew_after_fork
-from mongomancy._redact import redact_text, redact_uri
+from mongomancy._redact import redact_text, redact_uri, unencoded_userinfo
 from mongomancy.commands import AnyCommand, CollectionLike, Command, FunctionCommand, RetryClass, as_target
 from mongomancy.cursor import ResumableAggregateCursor, ResumableCursor
 from mongomancy.errors import (
@@ -663,6 +663,9 @@ def _client_arguments(host: str | None, port: int | None, uri: str | None) -> tu
             raise ConfigurationError(
                 f"uri must start with mongodb:// or mongodb+srv://, got {redact_uri(uri)[:40]!r}"
             )
+        problem = unencoded_userinfo(uri)  # pymongo would misread it, or quote parts of the password
+        if problem is not None:
+            raise ConfigurationError(f"{problem}: {redact_uri(uri)}")
         return (uri,), redact_uri(uri)
     if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536):
         raise ConfigurationError(f"port must be an int between 1 and 65535, got {port!r}")

@@ -26,7 +26,7 @@ from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.errors import ConnectionFailure, OperationFailure
 from pymongo.topology_description import TopologyDescription
 
-from mongomancy._redact import redact_text
+from mongomancy._redact import address_text, redact_text
 from mongomancy.errors import FatalConfigurationError
 
 #: Server codes meaning "these credentials are refused": AuthenticationFailed, UserNotFound,
@@ -155,12 +155,6 @@ class FatalCondition:
         )
         error.__cause__ = self.cause
         return error
-
-
-def address_text(address: tuple[str, int | None]) -> str:
-    """``("h", 1)`` -> ``"h:1"``; an IPv6 host in brackets."""
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:

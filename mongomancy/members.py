@@ -16,7 +16,7 @@ from pymongo.errors import NetworkTimeout
 from pymongo.server_description import ServerDescription
 from pymongo.topology_description import TopologyDescription
 
-from mongomancy.fatal import address_text
+from mongomancy._redact import address_text
 
 _ROLES = {
     "RSSecondary": "is a secondary",

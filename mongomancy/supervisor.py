@@ -38,13 +38,13 @@ from pymongo.server_description import ServerDescription
 from pymongo.topology_description import TopologyDescription
 
 from mongomancy._forking import renew_after_fork
+from mongomancy._redact import address_text
 from mongomancy.errors import FatalConfigurationError, SupervisorError
 from mongomancy.events import HOOK_KINDS, ChangeKind, TopologyChange
 from mongomancy.fatal import (
     FatalCondition,
     FatalReason,
     Identity,
-    address_text,
     condition_from_description,
     condition_from_error,
     foreign_role,

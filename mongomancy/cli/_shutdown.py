@@ -27,7 +27,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -62,6 +62,8 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.received: int | None = None
+        #: Set by :meth:`release`: the work being waited for ended without a signal.
+        self.released = False
         self._reader: socket.socket | None = None
         self._writer: socket.socket | None = None
         self._previous_wakeup_fd = -1
@@ -96,10 +98,19 @@ class StopSignals:
         if self.received is None:
             self.received = signum
 
+    def release(self) -> None:
+        """From any thread: end :meth:`wait` without a signal (the work it waited for is over)."""
+        self.released = True
+        writer = self._writer
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                writer.send(b"\0")
+
     def wait(self, timeout: float | None = None) -> int | None:
-        """Block until SIGINT or SIGTERM arrived (return its number) or ``timeout`` seconds passed (None)."""
+        """Block until SIGINT or SIGTERM arrived (return its number), or ``timeout`` seconds passed or
+        :meth:`release` was called (None)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.received is None:
+        while self.received is None and not self.released:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None
@@ -116,26 +127,36 @@ class StopSignals:
         return self.received
 
 
-def exit_within(seconds: float, code: int) -> None:
+def exit_within(seconds: float, code: int, children: Callable[[], Iterable[int]] = tuple) -> None:
     """From now on, end the process with ``code`` if it is still running ``seconds`` later.
 
     Arm it when a stop was requested, before the graceful clean-up: the clean-up then has ``seconds`` to
     finish (the interpreter's own exit included) and the process ends on time even if a pymongo thread, a
-    closing client or a full pipe would hold it.  Does nothing unless :func:`enable_hard_exit` was called.
+    closing client or a full pipe would hold it.  ``children`` names child processes (by PID) that must not
+    outlive it: they are killed first.  Does nothing unless :func:`enable_hard_exit` was called.
     """
     if not _hard_exit_enabled:
         return
-    timer = threading.Timer(seconds, _hard_exit, (code,))
+    timer = threading.Timer(seconds, _hard_exit, (code, children))
     timer.daemon = True
     timer.name = "mongomancy-exit-deadline"
     timer.start()
 
 
-def _hard_exit(code: int) -> None:
+def _hard_exit(code: int, children: Callable[[], Iterable[int]]) -> None:
+    kill_children(children())
     flusher = threading.Thread(target=_flush_streams, name="mongomancy-exit-flush", daemon=True)
     flusher.start()
     flusher.join(_FLUSH_WAIT)
     os._exit(code)
+
+
+def kill_children(pids: Iterable[int]) -> None:
+    """SIGKILL and reap each child process still running (a child that is gone already is fine)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
 
 
 def _flush_streams() -> None:

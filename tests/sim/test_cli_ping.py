@@ -25,8 +25,11 @@ from click.testing import CliRunner
 from pymongo.database import Database as PyMongoDatabase
 from pymongo.errors import OperationFailure
 
+from mongomancy import ConfigurationError, Engine, __version__
 from mongomancy.cli import cli, ping
-from mongomancy.testing import SimulatedReplicaSet
+from mongomancy.cli._probe import run_ping
+from mongomancy.cli._verdict import PingOptions
+from mongomancy.testing import SimulatedReplicaSet, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "s3cr3tPass"
@@ -104,7 +107,9 @@ def check_schema(doc: dict[str, Any]) -> None:
         assert member["state"] in STATES
     for check in doc["checks"]:
         assert set(check) == {"name", "ok", "detail"}
-        assert check["name"] in {"ping", "primary", "max_lag"} and isinstance(check["ok"], bool)
+        assert check["name"] in {"ping", "primary", "max_lag", "replica_set"} and isinstance(
+            check["ok"], bool
+        )
 
 
 # -- 0: healthy --------------------------------------------------------------------------------------------
@@ -260,7 +265,7 @@ def test_unreachable_in_process() -> None:
     ("args", "message"),
     [
         ([f"mongodb://user:{PASSWORD}@h:99999/"], "Port must be an integer"),
-        ([f"mongodb://user:{PASSWORD}@@h/"], "must be escaped"),
+        ([f"mongodb://user:{PASSWORD}@@h/"], "contains '@' unencoded"),
         ([f"http://user:{PASSWORD}@h/"], "must start with mongodb://"),
         (["not a host"], "neither a mongodb:// URI nor host[:port]"),
         (["--bogus"], "No such option"),
@@ -350,3 +355,159 @@ def test_bin_script_and_console_script(sim_cluster: SimulatedReplicaSet) -> None
 def test_help_lists_exit_codes() -> None:
     result = CliRunner().invoke(ping, ["--help"])
     assert result.exit_code == 0 and "4 authentication failed" in result.output
+
+
+# -- first contact: fail fast, say what it is (issue 12) ---------------------------------------------------
+
+
+def test_every_seed_refusing_is_an_answer_not_a_wait() -> None:
+    uri = f"mongodb://127.0.0.1:{closed_port()},127.0.0.1:{closed_port()}/?replicaSet=rs0"
+    code, output, elapsed = run(uri, "--timeout", "60", "--json")
+    assert code == 2, output
+    doc = json.loads(output)
+    check_schema(doc)
+    assert doc["status"] == "unreachable" and doc["error"] == "connection refused by every seed"
+    assert [m["error"] for m in doc["members"]] == ["refused the connection"] * 2
+    assert elapsed < 60  # not the deadline: benchmarks/bench_ping.py measures how fast
+
+
+def test_refusals_seen_by_pymongo_answer_at_once_too() -> None:
+    # In process (no socket pre-check): pymongo's heartbeats report the refusals; the probe does not wait
+    # out its 60 s deadline for server selection.
+
+    result = run_ping(PingOptions(target=f"127.0.0.1:{closed_port()}", timeout=60))
+    assert result.status == "unreachable" and result.exit_code == 2
+    assert result.error == "connection refused by the server"
+    assert result.elapsed_ms < 60_000
+    assert [m.error for m in result.members] == ["refused the connection"]
+
+
+def test_refused_with_wait_keeps_trying_until_the_wait_ends() -> None:
+    code, output, _ = run(f"127.0.0.1:{closed_port()}", "--wait", "0.5", "--json")
+    assert code == 2, output
+    doc = json.loads(output)
+    assert doc["status"] == "unreachable" and doc["elapsed_ms"] >= 500
+
+
+def test_wait_sees_the_new_primary_of_an_election(sim_cluster: SimulatedReplicaSet) -> None:
+    sim_cluster.step_down(election_seconds=60)  # no primary until the test elects one
+    command = ["ping", sim_cluster.uri, "--require-primary", "--wait", "30", "--json"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mongomancy.cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        # The probe's first ping (answered by a secondary) means it now looks for a primary.
+        wait_for(lambda: sim_cluster.count("ping") > 0, 30, "the probe's first ping")
+        assert proc.poll() is None, proc.communicate()
+        sim_cluster.elect(2, wait=True)
+        elected = time.monotonic()
+        output, errors = proc.communicate(timeout=30)
+        noticed = time.monotonic() - elected
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, output + errors
+    doc = json.loads(output)
+    assert doc["status"] == "ok" and doc["primary"] == sim_cluster.members[2].address
+    assert doc["checks"][-1] == {
+        "name": "primary",
+        "ok": True,
+        "detail": f"writable primary {sim_cluster.members[2].address}",
+    }
+    # pymongo's default heartbeat is 10 s; the probe re-checks at once (bench_ping.py times it precisely)
+    assert noticed < 8, noticed
+
+
+def test_set_name_mismatch_is_named(sim_cluster: SimulatedReplicaSet) -> None:
+    hosts = ",".join(m.address for m in sim_cluster.members)
+    result = invoke(f"mongodb://{hosts}/?replicaSet=other", "--timeout", "60", "--json")
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.output)
+    check_schema(doc)
+    assert doc["status"] == "check_failed" and doc["set_name"] == "other"
+    check = doc["checks"][-1]
+    assert check["name"] == "replica_set" and not check["ok"]
+    assert "is a member of replica set 'rs0'" in check["detail"]
+    assert {m["address"] for m in doc["members"]} == {m.address for m in sim_cluster.members}
+    assert "FAILED" in invoke(f"mongodb://{hosts}/?replicaSet=other").output
+
+
+def test_standalone_reached_with_replica_set_is_reported_as_a_standalone(
+    sim_cluster: SimulatedReplicaSet,
+) -> None:
+    standalone = f"{sim_cluster.backend.address[0]}:{sim_cluster.backend.address[1]}"
+    result = invoke(f"mongodb://{standalone}/?replicaSet=rs0", "--timeout", "60", "--json")
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.output)
+    assert [(m["address"], m["state"]) for m in doc["members"]] == [(standalone, "STANDALONE")]
+    assert "is a standalone server, not a member of replica set 'rs0'" in doc["checks"][-1]["detail"]
+
+
+UNENCODED = ["S3cr/tPW", "S3c@tPW", "S3c:tPW", "12/tPW", "p@ss/w:rd?x"]
+
+
+@pytest.mark.parametrize("password", UNENCODED)
+def test_unencoded_passwords_never_leak(password: str, sim_cluster: SimulatedReplicaSet) -> None:
+    hosts = ",".join(m.address for m in sim_cluster.members)
+    uri = f"mongodb://alice:{password}@{hosts}/?replicaSet=rs0"
+    for flags in ([], ["--json"]):
+        code, output, _ = run(uri, *flags)
+        assert code == 3, output
+        assert password not in output and "alice:***@" in output
+        assert "unencoded" in output
+    doc = json.loads(run(uri, "--json")[1])
+    assert doc["target"] == f"mongodb://alice:***@{hosts}/?replicaSet=rs0"
+    code, output, _ = run("--timeout", "1", env={"MONGODB_URI": uri})
+    assert code == 3 and password not in output
+
+
+@pytest.mark.parametrize("password", UNENCODED)
+def test_unencoded_passwords_never_leak_from_library_errors(password: str) -> None:
+
+    with pytest.raises(ConfigurationError) as raised:
+        Engine(uri=f"mongodb://alice:{password}@127.0.0.1:{closed_port()}/")
+    assert password not in str(raised.value) and "alice:***@" in str(raised.value)
+
+
+def test_version_on_every_entry_point() -> None:
+
+    for cmd in (
+        [sys.executable, "-m", "mongomancy.cli"],
+        [sys.executable, "-m", "mongomancy.cli", "ping"],
+        [sys.executable, str(ROOT / "bin" / "mongomancy-ping")],
+    ):
+        code, output, _ = run("--version", cmd=cmd)
+        assert code == 0 and output.strip().endswith(__version__), (cmd, output)
+
+
+def test_quiet_silences_pymongo_warnings_too(sim_cluster: SimulatedReplicaSet) -> None:
+    uri = sim_cluster.uri + "&noSuchOption=1"  # pymongo warns about an unknown option
+    code, output, _ = run(uri, "--quiet")
+    assert code == 0 and output == ""
+    code, output, _ = run(uri)
+    assert code == 0 and "UserWarning" in output  # without --quiet pymongo's warning is shown
+
+
+def test_json_usage_error_names_the_real_target() -> None:
+    result = invoke(f"mongodb://alice:{PASSWORD}@h:99999/", "--json")
+    assert json.loads(result.output)["target"] == "mongodb://alice:***@h:99999/"
+    result = invoke("--json", "--timeout", "-1", env={"MONGODB_URI": f"mongodb://alice:{PASSWORD}@h1/"})
+    assert json.loads(result.output)["target"] == "mongodb://alice:***@h1/"
+
+
+def test_bare_group_prints_help_once_and_exits_0() -> None:
+    code, output, _ = run(cmd=[sys.executable, "-m", "mongomancy.cli"])
+    assert code == 0
+    assert output.count("Usage: ") == 1 and "Error" not in output and "ping" in output
+
+
+def test_bin_script_without_dependencies_says_what_to_install() -> None:
+    # -S: no site-packages, as in a checkout whose dependencies are not installed
+    code, output, _ = run("--version", cmd=[sys.executable, "-S", str(ROOT / "bin" / "mongomancy-ping")])
+    assert code == 3, output
+    assert "pip install" in output and "Traceback" not in output

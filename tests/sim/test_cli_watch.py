@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -96,8 +97,12 @@ def test_watch_human_lines_in_process(sim_cluster: SimulatedReplicaSet) -> None:
     finally:
         timer.cancel()
     assert result.exit_code == 0, result.output
-    assert "primary changed: " in result.output
-    assert "member " in result.output and " -> RSPrimary" in result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("watching mongodb://")
+    assert " topology ReplicaSetWithPrimary rs0, primary " in lines[1]  # the starting state comes first
+    assert "PRIMARY" in lines[1] and "SECONDARY" in lines[1]
+    assert sum("primary changed: " in line for line in lines) == 1
+    assert "RSPrimary" not in result.output and "RSSecondary" not in result.output
 
 
 def test_watch_usage_errors() -> None:
@@ -146,3 +151,88 @@ def test_watch_stops_on_sigint_while_every_member_is_blackholed(sim_cluster: Sim
             proc.wait()
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+def _json_lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+    return lines
+
+
+def test_watch_starts_with_the_topology_and_prints_each_change_once(sim_cluster: SimulatedReplicaSet) -> None:
+    proc = _start_watch(sim_cluster.uri, stdout=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("watching mongodb://")
+        lines = _json_lines(proc)
+        first = json.loads(lines.get(timeout=15))
+        assert first["kind"] == "topology" and first["set_name"] == "rs0"
+        assert first["primary"] == sim_cluster.primary_address
+        roles = {m["address"]: m["role"] for m in first["members"]}
+        assert sorted(roles.values()) == ["PRIMARY", "SECONDARY", "SECONDARY"]
+        new_index = sim_cluster.step_down(wait=True)
+        new_primary = sim_cluster.members[new_index].address
+        seen: list[dict[str, object]] = []
+
+        def promoted(event: dict[str, object]) -> bool:
+            seen.append(event)
+            kinds = {(e["kind"], e.get("member"), e.get("new_role")) for e in seen}
+            return {("primary_changed", None, None), ("member_changed", new_primary, "PRIMARY")} <= kinds
+
+        assert _until(lines, promoted) is not None, seen
+        changed = next(e for e in seen if e["kind"] == "primary_changed")
+        assert changed["new_primary"] == new_primary
+        member = next(e for e in seen if e.get("member") == new_primary)
+        assert member["old_role"] == "SECONDARY"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=STOPPED_WITHIN) == 0
+        # each change is printed once: nothing but the announcement went to stderr
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None and proc.stdout is not None
+        proc.stderr.close()
+        proc.stdout.close()
+
+
+def test_watch_reports_a_blackholed_primary(sim_cluster: SimulatedReplicaSet) -> None:
+    proc = _start_watch(sim_cluster.uri, stdout=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("watching mongodb://")
+        lines = _json_lines(proc)
+        assert json.loads(lines.get(timeout=15))["kind"] == "topology"
+        primary = sim_cluster.primary_address
+        sim_cluster.blackhole(sim_cluster.primary)
+        lost = _until(lines, lambda e: e.get("member") == primary and e.get("new_role") == "UNKNOWN")
+        assert lost is not None, "no event for the blackholed primary"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=STOPPED_WITHIN) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None and proc.stdout is not None
+        proc.stderr.close()
+        proc.stdout.close()
+
+
+def test_watch_reports_an_unreachable_target_and_exits_2() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "mongomancy.cli", "watch", f"127.0.0.1:{port}", "--timeout", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    event = json.loads(result.stdout.splitlines()[-1])
+    assert event["kind"] == "unreachable" and f"127.0.0.1:{port} refused the connection" in event["error"]
+    human = CliRunner().invoke(cli, ["watch", f"127.0.0.1:{port}", "--timeout", "0.5"])
+    assert human.exit_code == 2 and "UNREACHABLE after 0.5 s" in human.output
