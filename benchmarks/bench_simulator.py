@@ -1,22 +1,28 @@
 """Benchmark of the simulated replica set: start/stop, failover detection, and the cost of the member hop.
 
-Run: ``python benchmarks/bench_simulator.py``.  Prints one table:
+Run: ``python benchmarks/bench_simulator.py``.  Prints one markdown table:
 
-(a) with ``heartbeatFrequencyMS=500``: time from ``step_down()`` to pymongo's topology showing the new
+(a) the backend start (process start to its first answer) on the pinned SQLite and on the platform's, and
+    the cluster start and stop times;
+(b) with ``heartbeatFrequencyMS=500``: time from ``step_down()`` to pymongo's topology showing the new
     primary, median/min/max of 10, with awaitable (streaming) hellos and with plain polling;
-(b) ``find_one`` by ``_id`` through a member vs straight to the backend, interleaved in one run, as a ratio;
-plus the cluster start and stop times.
+(c) ``find_one`` by ``_id`` through a member vs straight to the backend, interleaved in one run, as a ratio;
+(d) the backend's own CPU time per ``find_one`` (from /proc, so other load on the machine does not count)
+    with its default WARNING logging and with INFO (a log line per command).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Any
 
+from _common import markdown
 from pymongo import MongoClient
 
-from mongomancy.testing import SimulatedReplicaSet
+from mongomancy.testing import NxBackend, SimulatedReplicaSet
+from mongomancy.testing.nx_launcher import LOG_ENV
 
 ROUNDS = 10
 
@@ -31,6 +37,47 @@ def start_stop(n: int = 5) -> tuple[float, float]:
         starts.append(t1 - t0)
         stops.append(time.perf_counter() - t1)
     return statistics.median(starts), statistics.median(stops)
+
+
+def backend_start(sqlite: str, n: int = 7) -> tuple[float, str]:
+    """Median seconds from launching the backend to its first answer, and the SQLite version it runs."""
+    starts, version = [], ""
+    for _ in range(n):
+        backend = NxBackend(sqlite=sqlite)
+        t0 = time.perf_counter()
+        backend.start()
+        starts.append(time.perf_counter() - t0)
+        assert backend.runtime is not None
+        version = backend.runtime.sqlite_version
+        backend.stop()
+    return statistics.median(starts), version
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu_per_find_one(log_level: str, n: int = 3000) -> float:
+    """The backend process's CPU seconds per ``find_one`` by ``_id`` (Linux /proc)."""
+    saved = os.environ.get(LOG_ENV)
+    os.environ[LOG_ENV] = log_level
+    try:
+        with NxBackend() as backend, MongoClient(backend.uri) as client:
+            assert backend.pid is not None
+            client.bench.c.insert_one({"_id": 1, "x": "y" * 100})
+            for _ in range(100):
+                client.bench.c.find_one({"_id": 1})
+            before = _cpu_seconds(backend.pid)
+            for _ in range(n):
+                client.bench.c.find_one({"_id": 1})
+            return (_cpu_seconds(backend.pid) - before) / n
+    finally:
+        if saved is None:
+            os.environ.pop(LOG_ENV, None)
+        else:
+            os.environ[LOG_ENV] = saved
 
 
 def failover(streaming: bool) -> list[float]:
@@ -76,9 +123,13 @@ def hop_ratio(batches: int = 20, per_batch: int = 200) -> tuple[float, float]:
 
 
 def main() -> None:
+    rows = []
+    for sqlite in ("pinned", "platform"):
+        seconds, version = backend_start(sqlite)
+        rows.append((f"backend start, {sqlite} SQLite {version} (median of 7)", f"{seconds * 1000:.0f} ms"))
     start, stop = start_stop()
-    rows = [
-        ("cluster start (median of 5)", f"{start * 1000:.0f} ms"),
+    rows += [
+        ("cluster start: 3 members + backend (median of 5)", f"{start * 1000:.0f} ms"),
         ("cluster stop", f"{stop * 1000:.0f} ms"),
     ]
     for streaming in (True, False):
@@ -87,16 +138,21 @@ def main() -> None:
         rows.append(
             (
                 f"step_down -> pymongo sees new primary ({label}, hb 500 ms)",
-                f"median {statistics.median(t) * 1e3:.1f} ms  min {min(t) * 1e3:.1f}  max {max(t) * 1e3:.1f}",
+                f"median {statistics.median(t) * 1e3:.1f} ms, min {min(t) * 1e3:.1f}, max {max(t) * 1e3:.1f}",
             )
         )
     member, backend = hop_ratio()
     rows.append(("find_one via member", f"{member * 1e6:.0f} us"))
     rows.append(("find_one direct to backend", f"{backend * 1e6:.0f} us"))
     rows.append(("member hop ratio", f"{member / backend:.2f}x"))
-    width = max(len(r[0]) for r in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    for level in ("WARNING", "INFO"):
+        rows.append(
+            (
+                f"backend CPU per find_one, log level {level}",
+                f"{backend_cpu_per_find_one(level) * 1e6:.0f} us",
+            )
+        )
+    print(markdown(("measure", "value"), rows))
 
 
 if __name__ == "__main__":
