@@ -7,11 +7,15 @@
 - ``real_cluster_uri``: the URI of a real replica set; tests marked ``@pytest.mark.real_cluster`` run only
   when ``MONGOMANCY_TEST_URI`` is set and are skipped with a clear reason otherwise.
 - ``no_leaked_sim_threads`` (autouse): fails a test that leaves a simulator thread running.
+- ``known_deviations`` (autouse): a test marked ``@pytest.mark.deviation("<entry>")`` relies on a behaviour
+  where the simulated cluster may differ from MongoDB (an entry of tests/sim/test_conformance.py); it is a
+  strict xfail wherever that entry's deviation applies.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +24,7 @@ import pytest
 
 from mongomancy import Engine
 from mongomancy import testing as sim
+from mongomancy.testing import nx_launcher
 from tests.helpers import process_exists
 
 REAL_CLUSTER_ENV = "MONGOMANCY_TEST_URI"
@@ -102,3 +107,38 @@ def no_leaked_sim_threads() -> Iterator[None]:
     leaked = _sim_threads() - before
     if leaked:
         pytest.fail(f"simulator threads left running: {sorted(leaked)}")
+
+
+def _expected_sqlite_version(request: pytest.FixtureRequest) -> tuple[int, ...]:
+    """The SQLite the test's backend runs on: as its cluster reports it, else as the environment chooses."""
+    if "sim_cluster" in request.fixturenames:
+        runtime = request.getfixturevalue("sim_cluster").backend.runtime
+        if runtime is not None:
+            return runtime.sqlite_version_info
+    if nx_launcher.sqlite_choice(os.environ) == "pinned":
+        version = nx_launcher.PINNED_SQLITE_VERSION
+    else:
+        version = sqlite3.sqlite_version
+    return tuple(int(part) for part in version.split("."))
+
+
+@pytest.fixture(autouse=True)
+def known_deviations(request: pytest.FixtureRequest, no_leaked_sim_threads: None) -> None:
+    """Strict xfail for a test marked ``deviation(entry)`` where the simulated cluster differs (see above).
+
+    After ``no_leaked_sim_threads`` (a parameter for that order): the cluster it may start early must be
+    stopped before that fixture looks for leftover threads.
+    """
+    marks = list(request.node.iter_markers("deviation"))
+    if not marks:
+        return
+    from tests.sim.test_conformance import BEHAVIOURS  # noqa: PLC0415 - only for the few marked tests
+
+    version = _expected_sqlite_version(request)
+    for mark in marks:
+        entry = mark.args[0]
+        if entry not in BEHAVIOURS:
+            pytest.fail(f"deviation({entry!r}) names no entry of tests/sim/test_conformance.py")
+        deviation = BEHAVIOURS[entry].deviation
+        if deviation is not None and deviation.applies(version):
+            request.applymarker(pytest.mark.xfail(strict=True, reason=f"{entry}: {deviation.what}"))

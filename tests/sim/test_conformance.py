@@ -4,7 +4,8 @@ Every test asserts what MongoDB does (the rule is quoted in :data:`BEHAVIOURS`, 
 the simulated cluster answers otherwise, the entry names the deviation and the SQLite versions it shows on;
 the test is then a *strict* xfail on those versions only (decided from the SQLite the backend process reports
 it runs on), so a deviation that goes away, or a new one, fails the suite.  No other test of the project may
-work around a deviation silently: it names the entry here.
+work around a deviation silently: it names the entry with ``@pytest.mark.deviation("<entry>")`` and is then a
+strict xfail wherever the entry's deviation applies (tests/conftest.py).
 
 The README's conformance table is rendered from :data:`BEHAVIOURS` (``python -m tests.sim.test_conformance``
 prints it, ``--write`` puts it into README.md) and
@@ -31,7 +32,6 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from mongomancy.testing import SimulatedReplicaSet
-from mongomancy.testing.backend import BackendRuntime
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 TABLE_START = "<!-- conformance table: rendered by python -m tests.sim.test_conformance -->"
@@ -46,15 +46,13 @@ class Deviation:
     before_sqlite: tuple[int, int] | None = None
     from_sqlite: tuple[int, int] | None = None
 
-    def applies(self, runtime: BackendRuntime | None) -> bool:
-        if self.before_sqlite is None and self.from_sqlite is None:
-            return True
-        assert runtime is not None, "the nx backend reports its SQLite version once started"
-        version = runtime.sqlite_version_info[:2]
+    def applies(self, sqlite_version: tuple[int, ...]) -> bool:
+        """Whether the simulated cluster deviates when its backend runs on this SQLite version."""
         if self.before_sqlite is not None:
-            return version < self.before_sqlite
-        assert self.from_sqlite is not None
-        return version >= self.from_sqlite
+            return sqlite_version[:2] < self.before_sqlite
+        if self.from_sqlite is not None:
+            return sqlite_version[:2] >= self.from_sqlite
+        return True
 
     def describe(self) -> str:
         if self.before_sqlite is not None:
@@ -214,7 +212,9 @@ def db(request: pytest.FixtureRequest, sim_cluster: SimulatedReplicaSet) -> Iter
     if behaviour is None:
         pytest.fail(f"{request.node.name} has no entry in BEHAVIOURS")
     deviation = behaviour.deviation
-    if deviation is not None and deviation.applies(sim_cluster.backend.runtime):
+    runtime = sim_cluster.backend.runtime
+    assert runtime is not None, "the nx backend reports its SQLite version once started"
+    if deviation is not None and deviation.applies(runtime.sqlite_version_info):
         request.applymarker(pytest.mark.xfail(strict=True, reason=deviation.what))
     with MongoClient(sim_cluster.uri) as client:
         yield client["conformance"]

@@ -93,7 +93,13 @@ _ID_KINDS: dict[str, Callable[[int], Any]] = {
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-@pytest.mark.parametrize("id_kind", sorted(_ID_KINDS))
+@pytest.mark.parametrize(
+    "id_kind",
+    [
+        pytest.param(kind, marks=pytest.mark.deviation("test_sort_order[int]")) if kind == "int" else kind
+        for kind in sorted(_ID_KINDS)
+    ],
+)
 def test_a_failover_mid_iteration_yields_each_document_once_in_id_order(
     cursor_engine, sim_cluster, id_kind, fault
 ):
@@ -211,6 +217,7 @@ def test_a_max_time_ms_the_caller_set_is_sent(cursor_engine, sim_cluster):
 
 
 # ------------------------------------------------------------------------------------------ pymongo semantics
+@pytest.mark.deviation("test_sort_order[int]")
 def test_a_negative_limit_returns_one_batch_then_closes(cursor_engine):
     things = _things(cursor_engine)
     cursor_engine.insert_many(things, [{"_id": i} for i in range(20)])
@@ -220,6 +227,7 @@ def test_a_negative_limit_returns_one_batch_then_closes(cursor_engine):
     assert not cursor.alive
 
 
+@pytest.mark.deviation("test_sort_order[int]")
 def test_a_limit_is_kept_across_a_resume(cursor_engine, sim_cluster):
     things = _things(cursor_engine)
     cursor_engine.insert_many(things, [{"_id": i} for i in range(1_000)])
@@ -239,6 +247,7 @@ def test_a_projection_without_the_sort_keys_fetches_and_strips_them(cursor_engin
     assert cursor.resumes == 1
 
 
+@pytest.mark.deviation("test_sort_order[int]")
 def test_rewind_clone_distinct_explain_and_cursor_id(cursor_engine):
     things = _things(cursor_engine)
     cursor_engine.insert_many(things, [{"_id": i, "g": i % 4} for i in range(30)])
@@ -295,6 +304,7 @@ def test_other_pipelines_are_sent_as_given_and_say_why_they_cannot_resume(cursor
     assert _aggregates(sim_cluster)[0]["pipeline"] == pipeline
 
 
+@pytest.mark.deviation("test_sort_order[int]")
 def test_a_get_more_to_a_silent_server_is_bounded_per_batch_and_the_cursor_resumes(
     cursor_engine, sim_cluster
 ):
@@ -323,6 +333,7 @@ def test_a_get_more_to_a_silent_server_is_bounded_per_batch_and_the_cursor_resum
     assert [body for body in _finds_and_get_mores(sim_cluster) if "maxTimeMS" in body] == []
 
 
+@pytest.mark.deviation("test_sort_order[int]")
 def test_hint_comment_and_collation_reach_the_server_unchanged(cursor_engine, sim_cluster):
     things = _things(cursor_engine)
     cursor_engine.insert_many(things, [{"_id": i, "name": f"n{i}"} for i in range(300)])

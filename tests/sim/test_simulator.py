@@ -539,6 +539,7 @@ def test_backend_runs_on_the_sqlite_asked_for(choice: str, module: str, version:
 
 def test_pinned_sqlite_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sqlean", None)
+    monkeypatch.setenv(nx_launcher.SQLITE_ENV, "pinned")
     with pytest.raises(
         BackendNotInstalledError, match=r"sqlean-py.*mongomancy\[sim\].*MONGOMANCY_SIM_SQLITE"
     ):
