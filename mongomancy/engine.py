@@ -297,11 +297,17 @@ class Engine(Executor):
         client = state.client
         if state.writable and client is not None:
             started = time.monotonic()
+            in_flight = self._in_flight
+            in_flight.enter()
             try:
-                with self._in_flight:
-                    result = command.run(client, None if command.kind is _READ else self._policy.budget)
+                result = command.run(client, None if command.kind is _READ else self._policy.budget)
             except PyMongoError as error:
+                in_flight.leave()
                 return self._execute_slowly(command, started, error)
+            except BaseException:
+                in_flight.leave()
+                raise
+            in_flight.leave()
             self._counters.succeeded()
             return result
         return self._execute_slowly(command, time.monotonic(), None)
@@ -318,12 +324,14 @@ class Engine(Executor):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:  # no time for another attempt: never start one that cannot finish
                     self._raise_at_deadline(command, attempts, started, deadline, limit_is_callers)
+                self._in_flight.enter()
                 try:
-                    with self._in_flight:
-                        result = command.run(client, remaining)
+                    result = command.run(client, remaining)
                 except PyMongoError as failure:
                     error = failure
                     continue
+                finally:
+                    self._in_flight.leave()
                 self._counters.succeeded()
                 return result
         except BaseException:
