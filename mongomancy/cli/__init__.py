@@ -19,6 +19,7 @@ from mongomancy.cli._click import Group
 from mongomancy.cli.demo import demo
 from mongomancy.cli.exit_codes import ExitCode
 from mongomancy.cli.ping import ping
+from mongomancy.cli.schema import schema
 from mongomancy.cli.sim import sim
 from mongomancy.cli.watch import watch
 
@@ -35,6 +36,7 @@ cli.add_command(ping)
 cli.add_command(watch)
 cli.add_command(demo)
 cli.add_command(sim)
+cli.add_command(schema)
 
 
 def main() -> None:
