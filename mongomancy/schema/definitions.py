@@ -46,7 +46,7 @@ _TTL_MAX: Final = 2**31 - 1  # MongoDB 5.0+ rejects expireAfterSeconds outside [
 _WEIGHT_MAX: Final = 99999  # text index weights are integers in [1, 99999]
 _GRANULARITIES: Final = ("seconds", "minutes", "hours")
 _VALIDATION_LEVELS: Final = ("off", "strict", "moderate")
-_VALIDATION_ACTIONS: Final = ("error", "warn")
+_VALIDATION_ACTIONS: Final = ("error", "warn", "errorAndLog")  # errorAndLog: MongoDB 8.1+
 
 # --------------------------------------------------------------------------------------------------
 # Deep-frozen mappings
@@ -406,8 +406,16 @@ class Index:
         if self.hidden and (name == "_id_" or is_id_index):
             raise ConfigurationError("hidden: the _id index cannot be hidden")
         _check_collation("collation", self.collation)
-        if self.collation is not None and plugins & {"text", "2d"}:
-            raise ConfigurationError("collation: text and 2d indexes support only the simple collation")
+        if (
+            self.collation is not None
+            and plugins & {"text", "2d"}
+            and self.collation.get("locale") != "simple"
+        ):
+            # An explicit {"locale": "simple"} is how such an index opts out of a collection's default
+            # collation (manual, "Collation and Unsupported Index Types").
+            raise ConfigurationError(
+                "collation: text and 2d indexes support only the simple collation ({'locale': 'simple'})"
+            )
         if not is_text:
             for argument, value in (
                 ("weights", self.weights),
@@ -522,6 +530,15 @@ def _data_converter(value: Mapping[str, Any]) -> FrozenMap:
     return cast("FrozenMap", _freeze_required_map("data")(value))
 
 
+def _ordered(value: Any) -> Any:
+    """``value`` with every mapping as its ordered items, so equality sees key order (1 == 1.0 still)."""
+    if isinstance(value, Mapping):
+        return ("{}", tuple((key, _ordered(item)) for key, item in value.items()))
+    if isinstance(value, tuple):
+        return tuple(_ordered(item) for item in value)
+    return value
+
+
 @attrs.frozen
 class Document:
     """A default document: present once in its collection, identified by ``unique_key``.
@@ -547,6 +564,13 @@ class Document:
             if actual != value:
                 raise ConfigurationError(
                     f"unique_key field {field!r} is {thaw(value)!r} but data has {thaw(actual)!r}"
+                )
+            if _ordered(actual) != _ordered(value):
+                # MongoDB compares embedded documents field by field, in order: a key whose embedded
+                # document lists its fields in another order than the stored one never finds it.
+                raise ConfigurationError(
+                    f"unique_key field {field!r} is {thaw(value)!r} but data has {thaw(actual)!r}: the same "
+                    "fields in another order, which MongoDB compares as a different document"
                 )
 
     def filter(self) -> dict[str, Any]:
@@ -664,6 +688,15 @@ def _index_key_signature(index: Index) -> tuple[tuple[str, Direction], ...]:
     return tuple(index.fields.items())
 
 
+def _index_signature(index: Index) -> tuple[Any, ...]:
+    """Key pattern, collation and partial filter: two indexes on one key may coexist when the collation or
+    the partial filter differs (manual, "Create Indexes with the Same Key Pattern")."""
+    collation = (
+        index.collation if index.collation is not None and index.collation.get("locale") != "simple" else None
+    )
+    return (_index_key_signature(index), collation, index.partial_filter_expression)
+
+
 @attrs.frozen
 class CollectionDefinition:
     """A collection as code declares it: its creation options, indexes and default documents.
@@ -721,22 +754,28 @@ class CollectionDefinition:
         _check_collation("collation", self.collation)
 
         names: dict[str, Index] = {}
-        keys: dict[tuple[tuple[str, Direction], ...], Index] = {}
+        keys: dict[tuple[Any, ...], Index] = {}
         text_indexes: list[str] = []
         for index in self.indices:
             if index.name in names:
                 raise ConfigurationError(f"indices: two indexes are named {index.name!r} in {self.name!r}")
             names[index.name] = index
-            signature = _index_key_signature(index)
+            signature = _index_signature(index)
+            key = _index_key_signature(index)
             if signature in keys:
                 raise ConfigurationError(
                     f"indices: {index.name!r} and {keys[signature].name!r} have the same key pattern "
-                    f"{dict(signature)!r} in {self.name!r}"
+                    f"{dict(key)!r} in {self.name!r} (and the same collation and partial filter)"
                 )
             keys[signature] = index
             if index.is_text:
                 text_indexes.append(index.name)
-            if signature == (("_id", 1),):
+            if self.timeseries is not None and index.unique:
+                raise ConfigurationError(
+                    f"indices: {index.name!r} is unique, but time series collection {self.name!r} "
+                    "cannot have unique indexes"
+                )
+            if key == (("_id", 1),):
                 raise ConfigurationError(
                     f"indices: {index.name!r} duplicates the _id index every collection already has"
                 )
@@ -744,6 +783,11 @@ class CollectionDefinition:
             raise ConfigurationError(
                 f"indices: a collection can have only one text index, {self.name!r} defines "
                 f"{', '.join(map(repr, text_indexes))}"
+            )
+        if self.timeseries is not None and self.default_docs:
+            raise ConfigurationError(
+                f"default_docs: time series collection {self.name!r} cannot hold default documents "
+                "(they are found and written by unique key, which time series collections do not support)"
             )
         seen_keys: list[FrozenMap] = []
         seen_ids: dict[bytes, FrozenMap] = {}

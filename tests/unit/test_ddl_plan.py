@@ -702,3 +702,118 @@ def test_plan_actions_describe_themselves() -> None:
     assert str(ModifyCollection("c", {"validationAction": ("error", "warn")})) == (
         "~ modify collection c (collMod): validationAction 'error' -> 'warn'"
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Drift the 0.2 planner missed (issue 11), on recorded server answers
+# --------------------------------------------------------------------------------------------------
+
+
+def test_collation_is_compared_in_full_with_the_locale_defaults() -> None:
+    # {"locale": "en"} means strength 3; a live strength 2 (case-insensitive) is another collation.
+    drifted = one_index_plan(
+        Index({"name": 1}, collation={"locale": "en"}),
+        {"v": 2, "key": {"name": 1}, "name": "name_1", "collation": EN_COLLATION_EXPANDED},
+    )
+    (change,) = drifted.recreate_indexes
+    assert change.differences["collation"][0]["strength"] == 2 and change.beside
+    same = one_index_plan(
+        Index({"name": 1}, collation={"locale": "en"}),
+        {"v": 2, "key": {"name": 1}, "name": "name_1", "collation": {**EN_COLLATION_EXPANDED, "strength": 3}},
+    )
+    assert same.is_empty
+
+
+def test_collection_collation_is_compared_in_full() -> None:
+    definition = CollectionDefinition("people", collation={"locale": "en"})
+    live = live_of(live_collection("people", options={"collation": EN_COLLATION_EXPANDED}))
+    (conflict,) = plan([definition], live).collection_conflicts
+    assert "collation" in dict(conflict.differences)
+
+
+def test_partial_filter_embedded_document_order_matters_but_field_order_does_not() -> None:
+    defined = Index({"a": 1}, partial_filter_expression={"addr": {"city": "x", "zip": 1}, "n": {"$gt": 1}})
+    reordered_fields = {"n": {"$gt": 1}, "addr": {"city": "x", "zip": 1}}
+    assert one_index_plan(
+        defined, {"v": 2, "key": {"a": 1}, "name": "a_1", "partialFilterExpression": reordered_fields}
+    ).is_empty
+    swapped_embedded = {"addr": {"zip": 1, "city": "x"}, "n": {"$gt": 1}}
+    drifted = one_index_plan(
+        defined, {"v": 2, "key": {"a": 1}, "name": "a_1", "partialFilterExpression": swapped_embedded}
+    )
+    assert [set(change.differences) for change in drifted.recreate_indexes] == [{"partialFilterExpression"}]
+
+
+def test_validator_embedded_document_order_matters() -> None:
+    definition = CollectionDefinition("c", validator={"kind": {"a": 1, "b": 2}})
+    same = live_of(live_collection("c", options={"validator": {"kind": {"a": 1, "b": 2}}}))
+    assert plan([definition], same).is_empty
+    swapped = live_of(live_collection("c", options={"validator": {"kind": {"b": 2, "a": 1}}}))
+    (modify,) = plan([definition], swapped).modify_collections
+    assert set(modify.changes) == {"validator"}
+
+
+def test_a_live_capped_or_time_series_collection_is_not_a_plain_one() -> None:
+    plain = CollectionDefinition("c")
+    capped = live_of(live_collection("c", options={"capped": True, "size": 4096}))
+    (conflict,) = plan([plain], capped).collection_conflicts
+    assert dict(conflict.differences) == {"capped": (True, False)}
+    timeseries = live_of(
+        LiveCollection.from_server(
+            collection_info(
+                "c", {"timeseries": {"timeField": "t", "granularity": "seconds"}}, type_="timeseries"
+            ),
+            [],
+        )
+    )
+    (conflict,) = plan([plain], timeseries).collection_conflicts
+    assert "timeseries" in dict(conflict.differences)
+
+
+def test_the_automatic_time_series_index_is_not_extra() -> None:
+    definition = CollectionDefinition("m", timeseries=TimeSeries("t", meta_field="sensor"))
+    live = live_of(
+        LiveCollection.from_server(
+            collection_info(
+                "m",
+                {"timeseries": {"timeField": "t", "metaField": "sensor", "granularity": "seconds"}},
+                "timeseries",
+            ),
+            [{"v": 2, "key": {"sensor": 1, "t": 1}, "name": "sensor_1_t_1"}],  # MongoDB 6.3+ creates it
+        )
+    )
+    result = plan([definition], live)
+    assert result.is_empty and not result.extra_indexes
+
+
+def test_drop_undeclared_plans_drops_except_kept_ones() -> None:
+    definition = CollectionDefinition("c", indices=[Index({"a": 1})])
+    live = live_of(
+        live_collection(
+            "c",
+            {"v": 2, "key": {"a": 1}, "name": "a_1"},
+            {"v": 2, "key": {"old": 1}, "name": "old_1"},
+            {"v": 2, "key": {"dba": 1}, "name": "dba_made"},
+        )
+    )
+    assert not plan([definition], live).drop_indexes  # opt-in only
+    result = plan([definition], live, drop_undeclared=True, keep=["c.dba_made"])
+    assert [e.name for e in result.drop_indexes] == ["old_1"]
+    assert [e.name for e in result.extra_indexes] == ["dba_made"]
+    assert not result.is_empty and "- drop undeclared index c.old_1" in str(result)
+
+
+def test_plan_json_is_versioned_and_complete() -> None:
+    document = plan([GAME], LiveState()).to_json()
+    assert document["schema_version"] == 1 and document["kind"] == "plan" and document["empty"] is False
+    assert [c["collection"] for c in document["create_collections"]] == ["game"]
+    assert {i["index"] for i in document["create_indexes"]} == {i.name for i in GAME.indices}
+    assert document["lines"] == plan([GAME], LiveState()).lines()
+    for key in (
+        "modify_collections",
+        "collection_conflicts",
+        "replace_indexes",
+        "modify_indexes",
+        "drop_indexes",
+    ):
+        assert document[key] == []

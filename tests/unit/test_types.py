@@ -484,3 +484,43 @@ def test_collection_definition_validation(
 
 def test_same_key_with_other_direction_is_a_different_index() -> None:
     CollectionDefinition("c", indices=[Index({"a": 1}), Index({"a": -1})])
+
+
+def test_text_and_2d_indexes_accept_an_explicit_simple_collation() -> None:
+    text = Index({"body": "text"}, collation={"locale": "simple"})
+    geo = Index({"loc": "2d"}, collation={"locale": "simple"})
+    assert CollectionDefinition("c", indices=[text, geo], collation={"locale": "en"}).indices == (text, geo)
+    with pytest.raises(ConfigurationError, match="only the simple collation"):
+        Index({"body": "text"}, collation={"locale": "en"})
+
+
+def test_same_key_pattern_twice_with_other_collation_or_partial_filter_is_valid() -> None:
+    plain = Index({"a": 1})
+    french = Index({"a": 1}, name="a_fr", collation={"locale": "fr"})
+    partial = Index({"a": 1}, name="a_recent", partial_filter_expression={"recent": True})
+    assert len(CollectionDefinition("c", indices=[plain, french, partial]).indices) == 3
+    with pytest.raises(ConfigurationError, match="same key pattern"):
+        CollectionDefinition("c", indices=[plain, Index({"a": 1}, name="again", unique=True)])
+
+
+def test_validation_action_error_and_log_is_accepted() -> None:
+    definition = CollectionDefinition(
+        "c", validator={"a": {"$exists": True}}, validation_action="errorAndLog"
+    )
+    assert definition.create_options()["validationAction"] == "errorAndLog"
+
+
+def test_time_series_refuses_unique_indexes_and_default_documents_up_front() -> None:
+    series = TimeSeries("t", meta_field="m")
+    with pytest.raises(ConfigurationError, match="cannot have unique indexes"):
+        CollectionDefinition("s", timeseries=series, indices=[Index({"m": 1}, unique=True)])
+    with pytest.raises(ConfigurationError, match="cannot hold default documents"):
+        CollectionDefinition("s", timeseries=series, default_docs=[Document({"m": 1}, {"m": 1, "t": 0})])
+
+
+def test_unique_key_embedded_document_order_must_match_data() -> None:
+    with pytest.raises(ConfigurationError, match="another order"):
+        Document({"owner": {"b": 2, "a": 1}}, {"owner": {"a": 1, "b": 2}})
+    assert Document({"owner": {"a": 1, "b": 2}}, {"owner": {"a": 1, "b": 2}}).filter() == {
+        "owner": {"a": 1, "b": 2}
+    }
