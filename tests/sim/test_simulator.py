@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -587,14 +586,6 @@ def test_teardown_leaves_nothing_behind() -> None:
             s.bind(("127.0.0.1", port))
             s.listen()
     rs.close()  # idempotent
-
-
-def test_start_and_stop_are_fast() -> None:
-    t0 = time.perf_counter()
-    with SimulatedReplicaSet():
-        started = time.perf_counter() - t0
-    total = time.perf_counter() - t0
-    assert started < 2.0 and total < 3.0  # typically ~0.2 s and ~0.3 s
 
 
 def test_fast_heartbeats_restores_the_minimum() -> None:
