@@ -80,6 +80,9 @@ _EXPORTS = {
     "Plan": "mongomancy.schema",
     "TimeSeries": "mongomancy.schema",
     "EngineStats": "mongomancy.stats",
+    # mongomancy 0.1's shortcuts, kept for old code (not in __all__): pymongo's own constants.
+    "ASCENDING": "pymongo",
+    "DESCENDING": "pymongo",
 }
 
 __all__ = [

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -164,6 +165,11 @@ class Collection(CollectionTarget):
         use, and prefer the methods of this class, which do survive failovers.  (The name is the seed's.)
         """
         return self.resolve(self._engine.client)
+
+    @property
+    def pymongo_collection(self) -> PyMongoCollection[Any]:
+        """mongomancy 0.1's name for :attr:`dialect_entity` (same caveats: not retried, goes stale)."""
+        return self.dialect_entity
 
     # ------------------------------------------------------------------------------------- options
     def with_options(
@@ -333,7 +339,22 @@ class Database:
     a context manager) when you drop a database before its engine, so the engine stops calling it.
     """
 
-    def __init__(self, engine: Engine, name: str | None = None, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        name: str | None = None,
+        logger: logging.Logger | None = None,
+        *definitions: CollectionDefinition,
+    ) -> None:
+        if isinstance(engine, str) and isinstance(logger, Engine):
+            # mongomancy 0.1's positional order: Database(name, logger, engine, *definitions).
+            warnings.warn(
+                "Database(name, logger, engine) is mongomancy 0.1's argument order; "
+                "write Database(engine, name, logger) or use keywords",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            engine, name, logger = logger, engine, name
         if not isinstance(engine, Engine):
             raise TypeError(f"engine must be a mongomancy Engine, got {type(engine).__name__}")
         if logger is not None and not isinstance(logger, (logging.Logger, logging.LoggerAdapter)):
@@ -360,6 +381,8 @@ class Database:
         engine.register_hook(self.invalidate_cache_hook)
         # A client replaced between reading engine.client and registering the hook would be missed.
         self._rebind(engine.topology().client)
+        if definitions:
+            self.extend(*definitions)
 
     # ------------------------------------------------------------------------------------- properties
     @property
@@ -614,6 +637,42 @@ class Database:
         return self._engine.run(
             description,
             lambda client: fn(self._database_for(client)),
+            retry_class=RetryClass.IDEMPOTENT_WRITE,
+        )
+
+    # ------------------------------------------------------------------------------------- 0.1 names
+    def create_collection(self, definition: CollectionDefinition, skip_existing: bool = True) -> Collection:
+        """mongomancy 0.1: declare one collection and create what it lacks now (collection, indexes, default
+        documents; with ``skip_existing=False`` also in-place changes).  Prefer ``add_collection`` for every
+        definition, then one ``create_all()``."""
+        collection = self.add_collection(definition)
+        live = self._engine.run(
+            f"read the live schema of {self._name}.{definition.name}",
+            lambda client: read_live_state(self._database_for(client), [definition]),
+            retry_class=RetryClass.READ,
+        )
+        step = plan([definition], live)
+        apply_plan(
+            step.missing_only() if skip_existing else step,
+            self._execute_ddl,
+            build=BuildRunner(attempt=self._attempt_build),
+        )
+        return collection
+
+    def list_collection_names(self) -> list[str]:
+        """mongomancy 0.1: the names of the collections that exist on the server (defined or not)."""
+        names: list[str] = self._engine.run(
+            f"list the collections of {self._name}",
+            lambda client: self._database_for(client).list_collection_names(),
+            retry_class=RetryClass.READ,
+        )
+        return names
+
+    def drop(self) -> None:
+        """mongomancy 0.1: drop the whole database on the server (the definitions stay)."""
+        self._engine.run(
+            f"drop database {self._name}",
+            lambda client: client.drop_database(self._name),
             retry_class=RetryClass.IDEMPOTENT_WRITE,
         )
 

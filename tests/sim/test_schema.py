@@ -479,3 +479,20 @@ def test_default_logger_and_given_logger(engine: Engine) -> None:
         assert default.logger is logging.getLogger("mongomancy.schema")
         assert given.logger is mine
         assert default.name == "mongomancy"
+
+
+def test_mongomancy_0_1_names_still_work(engine: Engine) -> None:
+    logger = logging.getLogger("legacy")
+    with pytest.warns(DeprecationWarning, match="0.1's argument order"):
+        legacy = Database("legacy_names", logger, engine)  # type: ignore[arg-type]
+    with legacy:
+        assert (legacy.name, legacy.engine, legacy.logger) == ("legacy_names", engine, logger)
+        game = legacy.create_collection(
+            CollectionDefinition("game", indices=[Index({"slug": 1}, unique=True)])
+        )
+        assert legacy.list_collection_names() == ["game"]
+        assert game.pymongo_collection.full_name == "legacy_names.game"
+        keys = [tuple(index["key"].items()) for index in game.pymongo_collection.list_indexes()]
+        assert (("slug", 1),) in keys
+        legacy.drop()
+        assert legacy.list_collection_names() == []

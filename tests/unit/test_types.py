@@ -524,3 +524,12 @@ def test_unique_key_embedded_document_order_must_match_data() -> None:
     assert Document({"owner": {"a": 1, "b": 2}}, {"owner": {"a": 1, "b": 2}}).filter() == {
         "owner": {"a": 1, "b": 2}
     }
+
+
+def test_mongomancy_0_1_sort_constants_are_pymongo_s() -> None:
+    import pymongo  # noqa: PLC0415
+
+    import mongomancy  # noqa: PLC0415
+
+    assert (mongomancy.ASCENDING, mongomancy.DESCENDING) == (pymongo.ASCENDING, pymongo.DESCENDING)
+    assert "ASCENDING" not in mongomancy.__all__  # kept for old code, not part of the API
