@@ -378,14 +378,11 @@ def find_duplicates(
         pipeline.append({"$match": index.partial_filter_expression.to_dict()})
     if index.sparse:
         pipeline.append({"$match": {"$or": [{field: {"$exists": True}} for field in fields]}})
+    # One field groups by its value; several by a document of them (field paths may hold dots, which a
+    # document key must not, hence k0, k1...).
+    group_key: Any = f"${fields[0]}" if len(fields) == 1 else {f"k{i}": f"${f}" for i, f in enumerate(fields)}
     pipeline += [
-        {
-            "$group": {
-                "_id": {f"k{i}": f"${field}" for i, field in enumerate(fields)},
-                "count": {"$sum": 1},
-                "ids": {"$push": "$_id"},
-            }
-        },
+        {"$group": {"_id": group_key, "count": {"$sum": 1}, "ids": {"$push": "$_id"}}},
         {"$match": {"count": {"$gt": 1}}},
         {"$limit": _DUPLICATE_EXAMPLES},
     ]
@@ -393,7 +390,10 @@ def find_duplicates(
     options: dict[str, Any] = {"collation": thaw(collation)} if collation is not None else {}
     examples = []
     for group in db[collection].aggregate(pipeline, **options):
-        key = {field: group["_id"].get(f"k{i}") for i, field in enumerate(fields)}
+        if len(fields) == 1:
+            key = {fields[0]: group["_id"]}
+        else:
+            key = {field: group["_id"].get(f"k{i}") for i, field in enumerate(fields)}
         examples.append(
             {"key": key, "count": int(group["count"]), "ids": list(group["ids"][:_IDS_PER_EXAMPLE])}
         )

@@ -32,7 +32,7 @@ from mongomancy.errors import OutcomeUnknownError, RetryBudgetExhaustedError
 from mongomancy.retry import RetryPolicy
 from mongomancy.schema.apply import BuildRunner, apply_plan
 from mongomancy.schema.definitions import CollectionDefinition
-from mongomancy.schema.errors import SchemaStepError
+from mongomancy.schema.errors import DuplicateValuesError, SchemaStepError
 from mongomancy.schema.live import LiveCollection, LiveState
 from mongomancy.schema.plan import plan
 from mongomancy.testing import SimulatedReplicaSet
@@ -280,3 +280,23 @@ def test_a_build_slower_than_the_retry_budget_succeeds(
                 sim_cluster.delay(0, 0)
             assert result.created_indexes == ("slow.k_1",)
             assert (("k", 1),) in live_keys(raw(engine), "slow")
+
+
+def test_a_unique_index_over_duplicates_names_them(db: Database, engine: Engine) -> None:
+    raw(engine).player.insert_many(
+        [{"player_id": 7, "name": "a"}, {"player_id": 7, "name": "b"}, {"player_id": 8}]
+    )
+    with pytest.raises(DuplicateValuesError) as info:
+        db.create_all()
+    error = info.value
+    assert (error.collection, error.index, error.step) == (
+        "player",
+        "player_id_1",
+        "create index player.player_id_1",
+    )
+    stored = {doc["name"]: doc["_id"] for doc in raw(engine).player.find({"player_id": 7})}
+    (example,) = error.examples
+    assert example["key"] == {"player_id": 7} and example["count"] == 2
+    assert sorted(map(str, example["ids"])) == sorted(map(str, stored.values()))
+    assert "duplicate values exist, for example {'player_id': 7} in 2 documents" in str(error)
+    assert (("player_id", 1),) not in live_keys(raw(engine), "player")

@@ -202,11 +202,14 @@ class _FakeCollection:
         """The duplicate-finding pipeline only: ``$group`` by key fields, ``$match`` count > 1, ``$limit``."""
         (group,) = [stage["$group"] for stage in pipeline if "$group" in stage]
         limit = next(stage["$limit"] for stage in pipeline if "$limit" in stage)
-        fields = {name: path.lstrip("$") for name, path in group["_id"].items()}
+        single = isinstance(group["_id"], str)
+        paths = {"": group["_id"]} if single else group["_id"]
+        fields = {name: path.lstrip("$") for name, path in paths.items()}
         groups: dict[str, dict[str, Any]] = {}
         with self.server.lock:
             for doc in self.server.collection(self.name)["docs"]:
-                key = {name: doc.get(field) for name, field in fields.items()}
+                values = {name: doc.get(field) for name, field in fields.items()}
+                key: Any = values[""] if single else values
                 entry = groups.setdefault(repr(key), {"_id": key, "count": 0, "ids": []})
                 entry["count"] += 1
                 entry["ids"].append(doc["_id"])

@@ -210,3 +210,15 @@ def test_a_fatal_build_error_is_not_attempted_again() -> None:
     with pytest.raises(OperationFailure):
         BuildRunner(attempt=attempt, timeout=60.0)("create index users.email_1", lambda db: None)
     assert calls == ["create index users.email_1"]
+
+
+def test_compound_unique_over_duplicates_names_each_field() -> None:
+    server = IndexServer()
+    db = server.database()
+    db["users"].insert_many([{"org": 1, "email": "a"}, {"org": 1, "email": "a"}, {"org": 2, "email": "a"}])
+    pair = CollectionDefinition("users", indices=[Index({"org": 1, "email": 1}, unique=True)])
+    with pytest.raises(DuplicateValuesError) as info:
+        create_all(db, pair)
+    (example,) = info.value.examples
+    assert example["key"] == {"org": 1, "email": "a"} and example["count"] == 2
+    assert info.value.old_index_kept is None  # nothing was being replaced
