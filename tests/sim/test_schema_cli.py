@@ -20,6 +20,8 @@ DB_NAME = "schema_cli"
 
 MODULE = textwrap.dedent(
     """
+    import os
+
     from mongomancy.schema.definitions import CollectionDefinition, Document, Index
 
     DEFINITIONS = [
@@ -31,6 +33,12 @@ MODULE = textwrap.dedent(
     ]
     CAPPED = [CollectionDefinition("game", capped=True, size=4096)]
     NOT_DEFINITIONS = 42
+
+    if "APP_MONGODB_URI" in os.environ:  # an application module that builds its own Database at import
+        from mongomancy import Database, Engine
+
+        db = Database(Engine(uri=os.environ["APP_MONGODB_URI"]), name="app_db")
+        db.extend(*DEFINITIONS)
     """
 )
 
@@ -41,8 +49,10 @@ def module_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def schema_cli(module_dir: Path, *args: str) -> tuple[int, str, str]:
+def schema_cli(module_dir: Path, *args: str, app_uri: str | None = None) -> tuple[int, str, str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(module_dir), str(ROOT)])}
+    if app_uri is not None:
+        env["APP_MONGODB_URI"] = app_uri
     proc = subprocess.run(
         [sys.executable, "-m", "mongomancy.cli", "schema", *args],
         check=False,
@@ -131,3 +141,16 @@ def test_a_bad_target_is_a_usage_error(module_dir: Path, target: str, message: s
     )
     assert code == 3
     assert message in err
+
+
+def test_a_database_attribute_gives_its_definitions_and_its_name(
+    sim_cluster: SimulatedReplicaSet, module_dir: Path
+) -> None:
+    code, out, err = schema_cli(
+        module_dir, "apply", sim_cluster.uri, "cli_schema_defs:db", "--json", app_uri=sim_cluster.uri
+    )
+    assert code == 0, err
+    applied = json.loads(out)
+    assert applied["database"] == "app_db" and applied["created_collections"] == ["game"]
+    with MongoClient(sim_cluster.uri) as client:
+        assert client.app_db.game.count_documents({"slug": "chess"}) == 1
