@@ -274,6 +274,9 @@ def _step(
     cause.  Errors of our own schema family pass unchanged (they name their step already)."""
     try:
         return runner(description, fn)
+    except IndexBuildTimeoutError as timeout:
+        timeout.collection, timeout.index = collection, index  # the runner only knew the description
+        raise
     except SchemaError:
         raise
     except (PyMongoError, MongomancyError) as exc:

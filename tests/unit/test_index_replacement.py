@@ -222,3 +222,24 @@ def test_compound_unique_over_duplicates_names_each_field() -> None:
     (example,) = info.value.examples
     assert example["key"] == {"org": 1, "email": "a"} and example["count"] == 2
     assert info.value.old_index_kept is None  # nothing was being replaced
+
+
+def test_a_replacement_build_timeout_names_its_collection_and_index() -> None:
+    server = IndexServer()
+    db = server.database()
+    create_all(db, V1)
+    step = plan([V2], read_live_state(db, [V2]))  # type: ignore[arg-type]
+    clock = FakeClock()
+
+    def attempt(description: str, fn: Any) -> Any:
+        clock.now += 100.0
+        raise AutoReconnect("the primary went away")
+
+    runner = BuildRunner(attempt=attempt, timeout=150.0, sleep=clock.sleep, clock=clock)
+    with pytest.raises(IndexBuildTimeoutError) as info:
+        apply_plan(step, direct(db), allow_drop=True, build=runner)
+    error = info.value
+    replacement = step.recreate_indexes[0].replacement_name
+    assert (error.collection, error.index) == ("users", replacement)
+    assert error.step == f"build users.{replacement} beside email_1"
+    assert [spec["name"] for spec in email_indexes(server)] == ["email_1"]  # the old index stays
