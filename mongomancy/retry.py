@@ -155,16 +155,17 @@ def assess(kind: CommandKind, error: BaseException) -> Evidence:
     if _has_label(error, "NoWritesPerformed"):
         # pymongo raises an error carrying this label only when no earlier attempt's error exists.
         return Evidence.REFUSED
+    if retryable_writes_unsupported(error):
+        # The deployment refuses transaction numbers before executing anything, and pymongo does not retry it.
+        return Evidence.REFUSED
     if kind is CommandKind.DRIVER_RETRIED_WRITE:
-        # pymongo may have made several attempts and reports the last: only the two proofs above count.
+        # pymongo may have made several attempts and reports the last: only the proofs above count.
         return _transient_or_final(error)
     if isinstance(error, pymongo_errors.WaitQueueTimeoutError):
         return Evidence.NOT_SENT  # no connection was checked out: never sent
     if isinstance(error, pymongo_errors.InvalidOperation):
         # The engine replaced and closed the client between resolving the handle and using it.
         return Evidence.NOT_SENT if "after close" in str(error) else Evidence.FINAL
-    if retryable_writes_unsupported(error):
-        return Evidence.REFUSED
     if error_code(error) in NOT_PRIMARY_REFUSAL_CODES and not _is_write_level(error):
         return Evidence.REFUSED
     return _transient_or_final(error)

@@ -138,6 +138,13 @@ TABLE = [
     (DRIVER, bulk_error(1, 0, [{"index": 1, "code": 11000}]), 5.0, RAISE, "a bulk result with counts"),
     (DRIVER, errors.WriteConcernError("wtimeout", code=64), 5.0, RAISE, "applied, not confirmed: as pymongo"),
     (DRIVER, reply(50), 5.0, RAISE, "MaxTimeMSExpired: the caller's own limit"),
+    (
+        DRIVER,
+        reply(20, errmsg="Transaction numbers are only allowed on a replica set member or mongos"),
+        5.0,
+        RETRY,
+        "no retryable writes here: refused before executing",
+    ),
     # ---- writes the server cannot retry: replayed only on proof that nothing applied
     (WRITE, reply(10107, LABELLED), 5.0, WAIT, "top-level NotWritablePrimary: refused before execution"),
     (WRITE, reply(13435), 5.0, WAIT, "top-level NotPrimaryNoSecondaryOk"),
