@@ -16,6 +16,8 @@ The rules it encodes, each from its specification:
   and the ``RetryableWriteError`` label can follow a write that was applied.  Only errors raised before
   sending, a top-level 10107/13435/13436 from the member that received the command, or the
   ``NoWritesPerformed`` label prove a write was not applied.
+- mongod attaches ``RetryableWriteError`` only to the errors of retryable writes (commands carrying a
+  ``txnNumber``; ``ErrorLabelBuilder::isRetryableWriteError``): an unlabelled refusal was a plain write.
 - ``MaxTimeMSExpired`` (50) and an enclosing ``pymongo.timeout`` are the caller's own limits: their error goes
   straight back, unchanged.
 """
@@ -159,21 +161,31 @@ def assess(kind: CommandKind, error: BaseException) -> Evidence:
         # The deployment refuses transaction numbers before executing anything, and pymongo does not retry it.
         return Evidence.REFUSED
     if kind is CommandKind.DRIVER_RETRIED_WRITE:
-        # pymongo may have made several attempts and reports the last: only the proofs above count.
+        # pymongo may have made several attempts and reports the last: only the proofs above count, and a
+        # top-level refusal *without* the RetryableWriteError label.  mongod labels the errors of retryable
+        # writes only (a command with a txnNumber), so an unlabelled refusal was sent without one: pymongo
+        # made it a plain write (it saw no retryable-writes support, e.g. its primary's description changed
+        # under it), and pymongo sends a plain write only as its first attempt (a retry raises the earlier
+        # attempt's error instead).
+        if _is_top_level_refusal(error) and not _has_label(error, "RetryableWriteError"):
+            return Evidence.REFUSED
         return _transient_or_final(error)
     if isinstance(error, pymongo_errors.WaitQueueTimeoutError):
         return Evidence.NOT_SENT  # no connection was checked out: never sent
     if isinstance(error, pymongo_errors.InvalidOperation):
         # The engine replaced and closed the client between resolving the handle and using it.
         return Evidence.NOT_SENT if "after close" in str(error) else Evidence.FINAL
-    if error_code(error) in NOT_PRIMARY_REFUSAL_CODES and not _is_write_level(error):
+    if _is_top_level_refusal(error):
         return Evidence.REFUSED
     return _transient_or_final(error)
 
 
-def _is_write_level(error: BaseException) -> bool:
-    """A code inside ``writeErrors``/``writeConcernError`` rather than the reply's own: not top-level."""
-    return isinstance(error, (pymongo_errors.WriteError, pymongo_errors.WriteConcernError))
+def _is_top_level_refusal(error: BaseException) -> bool:
+    """A top-level 10107/13435/13436: the reply's own code, not one inside ``writeErrors`` or
+    ``writeConcernError``."""
+    if isinstance(error, (pymongo_errors.WriteError, pymongo_errors.WriteConcernError)):
+        return False
+    return error_code(error) in NOT_PRIMARY_REFUSAL_CODES
 
 
 def _transient_or_final(error: BaseException) -> Evidence:

@@ -423,7 +423,9 @@ class Member:
                 self._record(name, db, Outcome.REFUSED, write, body, 10107)
                 if message.more_to_come:
                     raise _HangUp  # mongod closes the connection for an unacknowledged write it refuses
-                return self._error(message, 10107, "not primary", ("RetryableWriteError",))
+                # mongod labels the errors of retryable writes only (those carrying a txnNumber).
+                labels = ("RetryableWriteError",) if "txnNumber" in body else ()
+                return self._error(message, 10107, "not primary", labels)
             if name in READ_COMMANDS and not self._secondary_ok(message):
                 self._record(name, db, Outcome.REFUSED, write, body, 13435)
                 return self._error(message, 13435, "not primary and secondaryOk=false")

@@ -126,6 +126,9 @@ TABLE = [
     # ---- single-statement writes pymongo retries itself with the same txnNumber: never re-sent by us
     (DRIVER, reply(10107, LABELLED), 0.0, UNKNOWN, "step-down pattern: pymongo's retry met a non-primary"),
     (DRIVER, reply(10107, LABELLED), 5.0, UNKNOWN, "pymongo may have retried: 10107 hides the first attempt"),
+    (DRIVER, reply(10107), 5.0, WAIT, "unlabelled: sent without txnNumber, pymongo's only attempt"),
+    (DRIVER, reply(13436), 5.0, WAIT, "unlabelled NotPrimaryOrSecondary: a plain write's only attempt"),
+    (DRIVER, write_reply([{"index": 0, "code": 10107, "errmsg": "x"}]), 5.0, UNKNOWN, "not top-level"),
     (DRIVER, errors.AutoReconnect("connection closed"), 5.0, UNKNOWN, "sent, then the connection broke"),
     (DRIVER, errors.NetworkTimeout("timed out"), 0.0, UNKNOWN, "the deadline passed after sending"),
     (DRIVER, errors.ServerSelectionTimeoutError("no primary"), 5.0, WAIT, "pymongo proves nothing was sent"),
