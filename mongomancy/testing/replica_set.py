@@ -382,6 +382,11 @@ class SimulatedReplicaSet:
             raise SimulatorError("this cluster has no users: start it with SimulatedReplicaSet(users={...})")
         users.set_password(user, password)
 
+    def set_tls(self, context: ssl.SSLContext | None) -> None:
+        """Serve new connections with another server-side TLS context (a renewed certificate), or None for
+        plain TCP; connections already open keep theirs."""
+        self._state.tls = context
+
     def hang_up(self, member: MemberRef) -> None:
         """Close every live client connection of ``member`` (it keeps accepting new ones)."""
         self._member(member).hang_up()

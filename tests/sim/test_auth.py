@@ -266,6 +266,34 @@ def test_a_certificate_the_client_does_not_trust_fails_at_once_as_a_tls_error(tl
     assert "[SSL: CERTIFICATE_VERIFY_FAILED]" in str(error.__cause__)
 
 
+def test_a_renewed_certificate_clears_the_tls_error_without_a_restart(tls_cluster, tmp_path):
+    cluster, _cert = tls_cluster
+    other, other_key = make_certificate(tmp_path, "renewed")  # the client trusts this one only
+    log = EngineLog()
+    with Engine(
+        uri=plain_uri(cluster, f"&tls=true&tlsCAFile={other}"),
+        heartbeatFrequencyMS=100,
+        retry_policy=BUDGET,
+        logger=log.logger,
+    ) as engine:
+        with pytest.raises(FatalConfigurationError):
+            engine.find_one(engine.client.db.things, {})
+        renewed = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        renewed.load_cert_chain(other, other_key)
+        cluster.set_tls(renewed)
+
+        def works() -> bool:
+            try:
+                engine.insert_one(engine.client.db.things, {"after": "renewal"})
+            except FatalConfigurationError:
+                return False
+            return True
+
+        wait_for(works, 15, "the engine to work with the renewed certificate")
+        assert engine.count_documents(engine.client.db.things, {"after": "renewal"}) == 1
+    assert log.messages(logging.INFO, "tls error cleared")
+
+
 def test_a_tls_member_contacted_without_tls_is_named_with_the_likely_reason(tls_cluster):
     """A TLS-only server just closes a plaintext connection (mongod too): the client cannot tell that from a
     member that is going away, so this is not fatal; the WARNING names the likely reason and the command ends
