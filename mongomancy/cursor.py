@@ -35,6 +35,7 @@ from typing import Any
 
 import attrs
 import pymongo
+from pymongo import _csot
 from pymongo.command_cursor import CommandCursor
 from pymongo.cursor import Cursor
 from pymongo.errors import InvalidOperation, PyMongoError
@@ -320,9 +321,10 @@ class _ResumableIterator(Iterator[Any]):
         yielded = self._yielded()
         command = self._command(None, yielded)
         if retry is None:
-            deadline = time.monotonic() + self._engine.retry_policy.budget
-            retry = _Retry(Attempts(), deadline)
-        attempts = self._engine.recover(command, error, retry.attempts, retry.deadline)
+            retry = _Retry.starting(self._engine.retry_policy.budget)
+        attempts = self._engine.recover(
+            command, error, retry.attempts, retry.deadline, limit_is_callers=retry.limit_is_callers
+        )
         after = None
         if yielded:
             try:
@@ -334,7 +336,7 @@ class _ResumableIterator(Iterator[Any]):
         self._after = after
         if yielded:
             self._resumes += 1
-        return _Retry(attempts, retry.deadline)
+        return attrs.evolve(retry, attempts=attempts)
 
     def _resume_position(self, plan: ResumePlan) -> dict[str, Any]:
         reason = plan.refusal or self._position_error
@@ -415,10 +417,24 @@ class _ResumableIterator(Iterator[Any]):
 
 @attrs.frozen
 class _Retry:
-    """The attempts at re-opening the query so far, and the budget's deadline for them."""
+    """The attempts at re-opening the query so far, and the deadline for them.
+
+    The deadline is the budget's, or the caller's own enclosing ``pymongo.timeout`` when that is sooner: a
+    read gives the caller's limit straight back (its error, unchanged) instead of resuming past it.
+    """
 
     attempts: Attempts
     deadline: float
+    limit_is_callers: bool = False
+
+    @classmethod
+    def starting(cls, budget: float) -> _Retry:
+        deadline = time.monotonic() + budget
+        if _csot.get_timeout() is not None:  # pymongo keeps the caller's deadline with no public getter
+            callers: float = _csot.get_deadline()
+            if callers < deadline:
+                return cls(Attempts(), callers, limit_is_callers=True)
+        return cls(Attempts(), deadline)
 
 
 def _frozen(value: Any) -> Any:

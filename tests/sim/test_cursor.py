@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pymongo
 import pytest
 from bson import ObjectId
+from pymongo.errors import PyMongoError
 
 from mongomancy import CursorResumeError, Engine, RetryPolicy
 from mongomancy.bson_order import compare
@@ -345,3 +347,22 @@ def test_hint_comment_and_collation_reach_the_server_unchanged(cursor_engine, si
     find = next(b for b in bodies if "find" in b)
     assert (find["hint"], find["comment"], find["collation"]) == ({"_id": 1}, "nightly", collation)
     assert all(b.get("comment") == "nightly" for b in bodies)  # pymongo sends it with every getMore too
+
+
+def test_the_callers_own_timeout_goes_straight_back_instead_of_a_resume(cursor_engine, sim_cluster):
+    """Under the caller's ``pymongo.timeout``, a getMore that outlives it raises pymongo's error unchanged
+    (the caller's limit), rather than resuming past the caller's deadline."""
+    things = _things(cursor_engine)
+    cursor_engine.insert_many(things, [{"_id": i} for i in range(500)])
+    cursor = cursor_engine.find(things, {}, batch_size=100)
+    seen: list[int] = []
+    silent = sim_cluster.primary
+    assert silent is not None
+    with pytest.raises(PyMongoError) as raised, pymongo.timeout(0.5):
+        for document in cursor:
+            seen.append(document["_id"])
+            if len(seen) == 100:
+                sim_cluster.blackhole(silent)
+    sim_cluster.blackhole(silent, enabled=False)
+    assert raised.value.timeout  # pymongo's own timeout error, not a mongomancy one
+    assert seen == list(range(100)) and cursor.resumes == 0
