@@ -131,6 +131,7 @@ class WorkerTally:
     unexpected: list[str] = attrs.field(factory=list)
     problems: list[str] = attrs.field(factory=list)
     max_latency: float = 0.0
+    slowest_op: str = ""
     #: job id -> claim token, for the claims a call returned.
     claims_returned: dict[int, str] = attrs.field(factory=dict)
     claims_unknown: set[str] = attrs.field(factory=set)
@@ -153,6 +154,7 @@ class ChaosReport:
     ops: collections.Counter[str] = attrs.field(factory=collections.Counter)
     outcome_unknown: int = 0
     max_latency: float = 0.0
+    slowest_op: str = ""
     engine_stats: Any = None
     problems: list[str] = attrs.field(factory=list)
 
@@ -170,7 +172,8 @@ class ChaosReport:
             f"ok={self.ok} (replay: {SEED_ENV}={self.seed})",
             f"  operations: {sum(self.ops.values())} {dict(sorted(self.ops.items()))}",
             f"  faults: {len(self.faults)} {dict(sorted(self.fault_counts().items()))}",
-            f"  outcome-unknown reported: {self.outcome_unknown}; slowest operation {self.max_latency:.2f} s",
+            f"  outcome-unknown reported: {self.outcome_unknown}; "
+            f"slowest operation {self.max_latency:.2f} s ({self.slowest_op})",
         ]
         if stats is not None:
             lines.append(
@@ -214,7 +217,9 @@ class _Worker:
                     + "".join(traceback.format_exception(error))
                 )
             tally.ops[name] += 1
-            tally.max_latency = max(tally.max_latency, time.monotonic() - started)
+            latency = time.monotonic() - started
+            if latency > tally.max_latency:
+                tally.max_latency, tally.slowest_op = latency, name
 
     def _next(self) -> str:
         self.serial += 1
@@ -592,7 +597,8 @@ def _merge(report: ChaosReport, workers: list[_Worker]) -> None:
         t = w.tally
         report.ops.update(t.ops)
         report.outcome_unknown += t.outcome_unknown
-        report.max_latency = max(report.max_latency, t.max_latency)
+        if t.max_latency > report.max_latency:
+            report.max_latency, report.slowest_op = t.max_latency, t.slowest_op
         report.problems += t.unexpected
         report.problems += t.problems
 

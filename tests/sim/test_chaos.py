@@ -30,5 +30,7 @@ def test_chaos_nothing_lost_nothing_doubled_nothing_stuck_and_every_result_true(
     if not report.ok:
         pytest.fail(f"chaos invariants broken; replay with {SEED_ENV}={seed}\n{report.summary()}")
     assert report.faults, "the controller injected no fault"
-    assert sum(report.ops.values()) > 1000, "the workers barely ran"
+    # A liveness floor, not a throughput claim: 3,000-14,000 operations alone, ~400 under a full parallel
+    # suite on a 2-core machine at load 25.
+    assert sum(report.ops.values()) > 300, "the workers barely ran"
     assert time.monotonic() - started < 60 + duration - 20
