@@ -1,9 +1,10 @@
 """Configuration errors no wait can cure: recognising them, and saying what they are.
 
-Why they need their own path: pymongo answers an authentication failure in the handshake by marking the
-server Unknown (Server Discovery and Monitoring spec, "Error handling": an error before the handshake
-completes marks the server Unknown and clears its pool).  Read naively that is "no primary", and a command
-would wait out its whole budget to end with a false reason.  The same holds for a TLS handshake or
+Why they need their own path: pymongo answers an authentication failure by marking the server Unknown
+(Authentication spec: "If the authentication handshake fails for a socket, drivers MUST mark the server
+Unknown and clear the server's connection pool"; SDAM spec, errors while establishing application
+connections), and the server stays Unknown until its monitor checks it again.  Read naively that is "no
+primary", and a command would wait out its whole budget to end with a false reason.  The same holds for a TLS handshake or
 certificate failure (the monitor marks the member Unknown with the SSL error), a replica-set name no seed
 has (pymongo removes such members from the topology), and a wire version this pymongo does not support
 (server selection raises ``ConfigurationError``).  None of these clears by waiting for an election, so the
