@@ -4,10 +4,10 @@ Why they need their own path: pymongo answers an authentication failure by marki
 (Authentication spec: "If the authentication handshake fails for a socket, drivers MUST mark the server
 Unknown and clear the server's connection pool"; SDAM spec, errors while establishing application
 connections), and the server stays Unknown until its monitor checks it again.  Read naively that is "no
-primary", and a command would wait out its whole budget to end with a false reason.  The same holds for a TLS handshake or
-certificate failure (the monitor marks the member Unknown with the SSL error), a replica-set name no seed
-has (pymongo removes such members from the topology), and a wire version this pymongo does not support
-(server selection raises ``ConfigurationError``).  None of these clears by waiting for an election, so the
+primary", and a command would wait out its whole budget to end with a false reason.  The same holds for a
+TLS handshake or certificate failure (the monitor marks the member Unknown with the SSL error), a
+replica-set name no seed has (pymongo removes such members from the topology), and a wire version this
+pymongo does not support (server selection raises ``ConfigurationError``).  None of these clears by waiting for an election, so the
 first command that meets one raises :class:`~mongomancy.errors.FatalConfigurationError` at once.
 
 Everything here is pure (no I/O): the supervisor and the engine's retry loop decide with it.
