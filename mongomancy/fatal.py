@@ -7,8 +7,9 @@ connections), and the server stays Unknown until its monitor checks it again.  R
 primary", and a command would wait out its whole budget to end with a false reason.  The same holds for a
 TLS handshake or certificate failure (the monitor marks the member Unknown with the SSL error), a
 replica-set name no seed has (pymongo removes such members from the topology), and a wire version this
-pymongo does not support (server selection raises ``ConfigurationError``).  None of these clears by waiting for an election, so the
-first command that meets one raises :class:`~mongomancy.errors.FatalConfigurationError` at once.
+pymongo does not support (server selection raises ``ConfigurationError``).  None of these clears by
+waiting for an election, so the first command that meets one raises
+:class:`~mongomancy.errors.FatalConfigurationError` at once.
 
 Everything here is pure (no I/O): the supervisor and the engine's retry loop decide with it.
 """
