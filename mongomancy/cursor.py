@@ -31,7 +31,7 @@ import copy
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import pymongo
@@ -49,6 +49,7 @@ from mongomancy.resume import after_filter, check_direction, total_prefix
 from mongomancy.retry import Attempts
 
 SortSpec = list[tuple[str, Any]]
+_Cursor = TypeVar("_Cursor", bound="_ResumableIterator")
 ServerCursor = Cursor[Any] | CommandCursor[Any]
 
 #: Query operators whose result order is not a sort on fields: an added sort would override it.
@@ -216,6 +217,12 @@ class _ResumableIterator(Iterator[Any]):
         """The server holding the current server-side cursor."""
         cursor = self._cursor
         return None if cursor is None else cursor.address
+
+    def rewind(self: _Cursor) -> _Cursor:
+        """Back to the start: the next document re-runs the query (as pymongo's ``rewind``)."""
+        self._drop_cursor()
+        self._reset()
+        return self
 
     def close(self) -> None:
         self._closed = True
@@ -545,12 +552,6 @@ class ResumableCursor(_ResumableIterator):
 
     def comment(self, comment: Any) -> ResumableCursor:
         return self._option("comment", comment)
-
-    def rewind(self) -> ResumableCursor:
-        """Back to the start: the next document re-runs the query (as pymongo's ``rewind``)."""
-        self._drop_cursor()
-        self._reset()
-        return self
 
     def clone(self) -> ResumableCursor:
         """An unstarted copy with the same query and options."""

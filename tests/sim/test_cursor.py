@@ -288,6 +288,7 @@ def test_a_match_only_pipeline_is_sorted_by_id_and_resumes(cursor_engine, sim_cl
     seen = _iterate_with_fault(cursor, sim_cluster, _kill, at=250)
     assert [d["i"] for d in seen] == list(range(900))
     assert _aggregates(sim_cluster)[0]["pipeline"] == [{"$match": {}}, {"$sort": {"_id": 1}}]
+    assert [d["i"] for d in cursor.rewind()] == list(range(900))  # rewind re-runs the pipeline
 
 
 def test_other_pipelines_are_sent_as_given_and_say_why_they_cannot_resume(cursor_engine, sim_cluster):
