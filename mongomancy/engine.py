@@ -81,6 +81,11 @@ class Engine(Executor):
     primary switch.  pymongo already re-discovers the new primary on its existing client, and a new client
     costs fresh connection pools and handshakes and kills in-flight work, so by default the engine keeps its
     client and only *announces* the change (see the README's measurements).
+
+    Defaults for options you set neither as keywords nor in the URI (yours always win): ``appname``
+    "mongomancy"; ``serverSelectionTimeoutMS`` and ``socketTimeoutMS`` = the budget (pymongo's retry of a
+    write may wait a whole election; a read's single attempt is bounded); ``connectTimeoutMS`` = the budget
+    when it is under 20 s; ``retryReads=False`` (mongomancy owns read retries, within the budget).
     """
 
     def __init__(
