@@ -91,11 +91,12 @@ def test_max_time_ms_is_the_callers_limit_and_comes_back_unchanged(engine, sim_c
     assert sim_cluster.count(command="find") == 1  # not retried
 
 
-def test_an_enclosing_timeout_is_the_callers_limit(engine, sim_cluster):
+@pytest.mark.parametrize("call", [_find_one, _insert_one, _update_many], ids=lambda c: c.__name__.strip("_"))
+def test_an_enclosing_timeout_is_the_callers_limit(engine, sim_cluster, call):
     sim_cluster.blackhole(sim_cluster.primary)
     started = time.monotonic()
     with pytest.raises(PyMongoError) as info, pymongo.timeout(0.3):
-        engine.find_one(engine.client.db.things, {"_id": 0})
+        call(engine)
     elapsed = time.monotonic() - started
     sim_cluster.clear_faults()
     assert not isinstance(info.value, (RetryBudgetExhaustedError, OutcomeUnknownError))
