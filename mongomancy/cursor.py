@@ -36,12 +36,13 @@ from typing import Any, TypeVar
 import attrs
 import pymongo
 from pymongo import _csot
+from pymongo.collation import Collation
 from pymongo.command_cursor import CommandCursor
 from pymongo.cursor import Cursor
 from pymongo.errors import InvalidOperation, PyMongoError
 
 from mongomancy._paths import MISSING, lookup_dotted
-from mongomancy.bson_order import UnorderableValueError, compare
+from mongomancy.bson_order import Bracket, UnorderableValueError, bracket_of, compare
 from mongomancy.commands import CollectionTarget, Command, CommandRunner, FunctionCommand, RetryClass
 from mongomancy.errors import CursorResumeError
 from mongomancy.fetch_keys import FetchPlan, plan_fetch, strip_paths
@@ -367,10 +368,46 @@ class _ResumableIterator(Iterator[Any]):
     def _open(self) -> ServerCursor:
         after = self._after
         if after is not None:
-            self._refuse_array_keys(self._target.resolve(self._engine.client))
+            collection = self._target.resolve(self._engine.client)
+            self._refuse_collation_ties(collection)
+            self._refuse_array_keys(collection)
         cursor = self._server_cursor(self._command(after, self._yielded()))
         self._buffer = deque()
         return cursor
+
+    def _collation(self) -> Any:
+        """The collation the caller gave the query, if any."""
+        return None
+
+    def _refuse_collation_ties(self, collection: Any) -> None:
+        """Ties are told apart by comparing sort values on the client, as binary strings; under a collation
+        the server may hold strings equal that differ in bytes ("a" and "A" at strength 2), so a yielded
+        document could come back.  Refuse where that can happen: a sort without ``_id`` whose resume point
+        holds a string (or a sub-document), under the query's or the collection's default collation.
+
+        Rule (manual, "Collation"): a query without a collation uses the collection's default collation.
+        """
+        plan = self._current_plan()
+        if not plan.needs_ties or self._boundary is None:
+            return
+        if not any(
+            bracket_of(value) in (Bracket.STRING, Bracket.OBJECT)
+            for value in self._boundary
+            if value is not MISSING
+        ):
+            return
+        collation = self._collation()
+        if collation is None:
+            found = next(iter(collection.database.list_collections(filter={"name": collection.name})), None)
+            collation = ((found or {}).get("options") or {}).get("collation")
+        document = collation.document if isinstance(collation, Collation) else collation
+        if not isinstance(document, Mapping) or document.get("locale", "simple") == "simple":
+            return
+        raise self._cannot_resume(
+            f"the sort has no _id and the resume point holds a string compared under the collation "
+            f"{dict(document)!r}: the documents already yielded among its ties cannot be told apart on the "
+            "client (add _id to the sort)"
+        )
 
     def _server_cursor(self, command: Command) -> ServerCursor:
         """pymongo's cursor for ``command`` (``find`` is lazy: the engine's retries only pick the client)."""
@@ -631,6 +668,9 @@ class ResumableCursor(_ResumableIterator):
     def _base_filter(self) -> Mapping[str, Any]:
         return self._filter
 
+    def _collation(self) -> Any:
+        return self._options.get("collation")
+
     def _find_kwargs(self, query: Mapping[str, Any], skip: int, limit: int) -> dict[str, Any]:
         plan = self._current_plan() if self._started else self._plan()
         sort = self._sort_given if self._sort else self.sent_sort
@@ -744,6 +784,9 @@ class ResumableAggregateCursor(_ResumableIterator):
         if reason is not None:
             return ResumePlan.refused(reason)
         return ResumePlan.for_sort(sort or [("_id", 1)], None)
+
+    def _collation(self) -> Any:
+        return self._options.get("collation")
 
     def _base_filter(self) -> Mapping[str, Any]:
         matches, _sort, _reason = self._shape()

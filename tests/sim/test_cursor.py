@@ -367,3 +367,20 @@ def test_the_callers_own_timeout_goes_straight_back_instead_of_a_resume(cursor_e
     sim_cluster.blackhole(silent, enabled=False)
     assert raised.value.timeout  # pymongo's own timeout error, not a mongomancy one
     assert seen == list(range(100)) and cursor.resumes == 0
+
+
+def test_ties_under_a_collation_refuse_to_resume_rather_than_risk_a_duplicate(cursor_engine, sim_cluster):
+    """Under a case-insensitive collation "ann" and "Ann" tie on the server but differ on the client, so a
+    sort without ``_id`` cannot tell which of them were yielded: the resume is refused, saying so."""
+    things = _things(cursor_engine)
+    cursor_engine.insert_many(things, [{"_id": i, "name": "Ann" if i % 2 else "ann"} for i in range(300)])
+    collation = {"locale": "en", "strength": 2}
+    cursor = cursor_engine.find(things, {}, sort=[("name", 1)], collation=collation, batch_size=50)
+    with pytest.raises(CursorResumeError, match="compared under the collation"):
+        _iterate_with_fault(cursor, sim_cluster, _hang_up, at=120)
+    with_id = cursor_engine.find(
+        things, {}, sort=[("name", 1), ("_id", 1)], collation=collation, batch_size=50
+    )
+    assert sorted(d["_id"] for d in _iterate_with_fault(with_id, sim_cluster, _hang_up, at=120)) == list(
+        range(300)
+    )
