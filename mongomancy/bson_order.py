@@ -25,6 +25,7 @@ import enum
 import functools
 import math
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -95,7 +96,7 @@ _REGEX_FLAGS = (
 
 
 class UnorderableValueError(TypeError):
-    """A Python value the model cannot place in the BSON order (a custom type, a UUID, a DBRef...)."""
+    """A Python value the model cannot place in the BSON order (a custom type, a DBRef...)."""
 
 
 def bracket_of(value: Any) -> Bracket:
@@ -116,7 +117,7 @@ def bracket_of(value: Any) -> Bracket:
         return Bracket.OBJECT
     if isinstance(value, (list, tuple)):
         return Bracket.ARRAY
-    if isinstance(value, (bytes, Binary)):
+    if isinstance(value, (bytes, Binary, uuid.UUID)):
         return Bracket.BINARY
     if isinstance(value, ObjectId):
         return Bracket.OBJECT_ID
@@ -220,7 +221,12 @@ def _compare_sequences(left: Sequence[Any], right: Sequence[Any]) -> int:
     return _sign(len(left), len(right))
 
 
-def _binary_key(value: bytes | Binary) -> tuple[int, int, bytes]:
+def _binary_key(value: bytes | Binary | uuid.UUID) -> tuple[int, int, bytes]:
+    if isinstance(value, uuid.UUID):
+        # As the standard representation (subtype 4) stores it; a legacy representation (subtype 3)
+        # reorders the bytes, so the order among UUIDs is modelled for the standard one only (equality, all
+        # the cursor needs from it, holds for every representation).
+        return 16, 4, value.bytes
     subtype = value.subtype if isinstance(value, Binary) else 0
     return len(value), subtype, bytes(value)
 

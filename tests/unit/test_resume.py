@@ -8,6 +8,7 @@ import functools
 import itertools
 import random
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -326,3 +327,11 @@ _SORTS: list[Sort] = [
 def test_every_prefix_of_random_mixed_type_documents_resumes_exactly(seed, sort):
     documents = _random_documents(random.Random(seed), 30)
     assert check_every_prefix(documents, sort) == 0
+
+
+def test_uuids_are_binary_subtype_4_values():
+    value = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    assert compare(value, Binary(value.bytes, 4)) == 0
+    assert compare(value, ObjectId()) < 0 and compare(value, "z") > 0
+    docs = [{"_id": i, "k": v} for i, v in enumerate([value, "s", uuid.UUID(int=0), ObjectId()])]
+    assert check_every_prefix(docs, [("k", 1), ("_id", 1)]) == 0
