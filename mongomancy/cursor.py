@@ -19,7 +19,11 @@ What the server receives is the caller's query:
   ``cursor_fetch_timeout`` (the socket and server-selection timeouts of that one ``getMore``).
 
 Any query, resumable or not, is re-run from the start when it fails before its first document was yielded.
-Where a resume cannot be exact, the cursor raises :class:`~mongomancy.errors.CursorResumeError` saying why.
+Where a resume cannot be exact, the cursor raises :class:`~mongomancy.errors.CursorResumeError` saying why:
+before each resume one ``find_one`` looks for a matching document with an array in a sort key, and ties of a
+sort without ``_id`` on a string under a non-simple collation are refused (the client cannot tell them
+apart).  Failures are decided by the engine's ``recover`` (``retry.decide``); under the caller's own
+``pymongo.timeout`` its deadline binds and its error goes back unchanged.
 The iteration reads pymongo 4's cursor batches (``_data``, ``_refresh``, ``_id``) directly, so the
 per-document cost is one deque pop; the per-batch work (the resume position, stripping fetched keys) runs
 once per batch.
