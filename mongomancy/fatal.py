@@ -82,7 +82,8 @@ class Identity:
         if args and isinstance(args[0], str) and "://" in args[0]:
             user, uri_options = _parse_uri(args[0])
             mechanism = uri_options.get("authmechanism")
-            source = uri_options.get("authsource")
+            # pymongo's default auth database is the connection string's database, else admin.
+            source = uri_options.get("authsource") or uri_options.get("/database")
         lowered = {key.lower(): value for key, value in options.items()}
         user = lowered.get("username", user)
         mechanism = lowered.get("authmechanism", mechanism)
@@ -118,13 +119,16 @@ def seed_addresses(args: tuple[Any, ...]) -> tuple[str, ...]:
 
 
 def _parse_uri(uri: str) -> tuple[str | None, dict[str, str]]:
-    """The user name and the options (lower-case keys) of a connection string MongoClient accepted."""
+    """The user name and the options (lower-case keys; the path's database as ``"/database"``) of a
+    connection string MongoClient accepted."""
     rest = uri.split("://", 1)[1]
     netloc, _slash, path = rest.partition("/")
     userinfo, at, _hosts = netloc.rpartition("@")
     user = urllib.parse.unquote(userinfo.partition(":")[0]) if at else None
-    query = path.partition("?")[2]
+    database, _question, query = path.partition("?")
     options = {key.lower(): value for key, value in urllib.parse.parse_qsl(query)}
+    if database:
+        options["/database"] = urllib.parse.unquote(database)
     return user or None, options
 
 

@@ -179,6 +179,8 @@ def test_foreign_roles() -> None:
             {"username": "kw", "authMechanism": "SCRAM-SHA-1"},
             Identity("kw", "SCRAM-SHA-1", None),
         ),
+        (("mongodb://ops:pw@h1/billing",), {}, Identity("ops", None, "billing")),
+        (("mongodb://ops:pw@h1/billing?authSource=admin",), {}, Identity("ops", None, "admin")),
         (("localhost", 27017), {}, Identity()),
     ],
 )
