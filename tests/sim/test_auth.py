@@ -1,6 +1,6 @@
 """Configuration errors no wait can cure, for real on the simulated cluster: refused credentials
-(SCRAM-SHA-256 as mongod runs it, code 18), a password rotated while the engine runs, and a replica-set name
-no member has.
+(SCRAM-SHA-256 as mongod runs it, code 18), a password rotated while the engine runs, a replica-set name no
+member has, TLS (an untrusted certificate, a renewed one, a client without TLS) and a wire version too old.
 
 Each must reach the caller at once as ``FatalConfigurationError`` naming the user, the address and the
 mechanism (never the password), with the server's error as ``__cause__``; never "no primary" after the whole
@@ -25,6 +25,7 @@ from pymongo.errors import AutoReconnect, OperationFailure
 
 from mongomancy import Engine, FatalConfigurationError, RetryBudgetExhaustedError, RetryPolicy
 from mongomancy.testing import SimulatedReplicaSet, wait_for
+from mongomancy.testing import member as member_module
 from tests.sim.logs import EngineLog
 
 USER = "ops"
@@ -311,3 +312,19 @@ def test_a_tls_member_contacted_without_tls_is_named_with_the_likely_reason(tls_
     assert set(info.value.addresses) == {member.address for member in cluster.members}
     warning = log.messages(logging.WARNING, "no primary")[0]
     assert "the connection during the handshake (a server requiring TLS does that" in warning
+
+
+# -------------------------------------------------------------------------------------------- wire version
+def test_a_server_too_old_for_this_pymongo_fails_at_once_as_a_wire_version_error(
+    sim_cluster, fast_heartbeats, monkeypatch
+):
+    """Members that report MongoDB 3.6's wire version (6), below what pymongo 4 accepts."""
+    monkeypatch.setattr(member_module, "MAX_WIRE_VERSION", 6)
+    with Engine(uri=sim_cluster.uri, heartbeatFrequencyMS=100, retry_policy=BUDGET) as engine:
+        started = time.monotonic()
+        with pytest.raises(FatalConfigurationError) as info:
+            engine.find_one(engine.client.db.things, {})
+        assert time.monotonic() - started < AT_ONCE
+    assert info.value.reason == "wire_version"
+    assert "wire version 6" in str(info.value)
+    assert info.value.addresses
