@@ -1,6 +1,7 @@
 """Shared fixtures.
 
-- ``sim_cluster``: a fresh :class:`~mongomancy.testing.SimulatedReplicaSet` (3 members, own backend) per test.
+- ``sim_cluster``: a fresh :class:`~mongomancy.testing.SimulatedReplicaSet` (3 members, own backend) per test;
+  its backend was launched during the previous test (``spare_backend``), never used before.
 - ``fast_heartbeats``: lets pymongo clients use ``heartbeatFrequencyMS`` down to 50 ms during the test.
 - ``engine``: an :class:`~mongomancy.Engine` on ``sim_cluster`` (100 ms heartbeats), disposed after the test;
   a module may define its own ``engine`` fixture instead (tests/sim/test_engine.py does).
@@ -75,12 +76,56 @@ def fast_heartbeats() -> Iterator[None]:
         yield
 
 
+class SpareBackend:
+    """The next test's backend, launched while the current test runs (one per test process).
+
+    A fresh, empty backend per cluster is what keeps tests independent, but its process needs ~0.15 s of CPU
+    to boot (interpreter and imports) and far longer on a loaded machine; most simulated-cluster tests spend
+    their time waiting, so the boot overlaps with them.  A spare is never reused: each is taken once, and one
+    launched under another environment (backend kind, SQLite choice, log level) is stopped, not taken.
+    """
+
+    _ENV = (sim.backend.BACKEND_ENV, nx_launcher.SQLITE_ENV, nx_launcher.LOG_ENV)
+
+    def __init__(self) -> None:
+        self._spare: sim.Backend | None = None
+        self._env: tuple[str | None, ...] = ()
+
+    def take(self) -> sim.Backend:
+        """A started backend (the spare if it fits the environment), and the next spare launched."""
+        env = tuple(os.environ.get(name) for name in self._ENV)
+        spare, self._spare = self._spare, None
+        if spare is not None and self._env != env:
+            spare.stop()
+            spare = None
+        backend = spare.finish_start() if spare is not None else sim.make_backend().start()
+        self._env = env
+        self._spare = sim.make_backend().launch()
+        return backend
+
+    def stop(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.stop()
+
+
+@pytest.fixture(scope="session")
+def spare_backend() -> Iterator[SpareBackend]:
+    spares = SpareBackend()
+    yield spares
+    spares.stop()
+
+
 @pytest.fixture
-def sim_cluster() -> Iterator[sim.SimulatedReplicaSet]:
+def sim_cluster(spare_backend: SpareBackend) -> Iterator[sim.SimulatedReplicaSet]:
     """A fresh simulated 3-member replica set with its own empty backend; member 0 is primary."""
-    with sim.SimulatedReplicaSet(members=3) as cluster:
-        yield cluster
-    pid = cluster.backend.last_pid
+    backend = spare_backend.take()
+    try:
+        with sim.SimulatedReplicaSet(members=3, backend=backend) as cluster:
+            yield cluster
+    finally:
+        backend.stop()
+    pid = backend.last_pid
     if pid is not None and process_exists(pid):
         pytest.fail(f"simulator backend process {pid} is still running after teardown")
 
