@@ -538,6 +538,22 @@ def test_backend_runs_on_the_sqlite_asked_for(choice: str, module: str, version:
             assert client.admin.command("serverStatus")["pid"] == backend.pid
 
 
+def test_a_backend_launched_ahead_answers_once_started() -> None:
+    """launch() returns at once (the fixture boots the next test's backend that way); finish_start() waits
+    for that very process to answer."""
+    backend = NxBackend().launch()
+    try:
+        assert backend.process is not None and backend.runtime is None
+        assert backend.finish_start() is backend and backend.runtime is not None
+        with MongoClient(backend.uri) as client:
+            assert client.admin.command("serverStatus")["pid"] == backend.pid
+    finally:
+        backend.stop()
+    assert backend.last_pid is not None and not process_exists(backend.last_pid)
+    with pytest.raises(SimulatorError, match="not launched"):
+        NxBackend().finish_start()
+
+
 def test_pinned_sqlite_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sqlean", None)
     monkeypatch.setenv(nx_launcher.SQLITE_ENV, "pinned")
