@@ -44,7 +44,7 @@ def main() -> None:
         ("failovers seen by the engine", str(stats.failovers if stats else "?")),
         ("engine retries", str(stats.retries if stats else "?")),
         ("outcome-unknown reported to workers", str(report.outcome_unknown)),
-        ("slowest single operation", f"{report.max_latency:.2f} s"),
+        ("slowest single operation", f"{report.max_latency:.2f} s ({report.slowest_op})"),
         ("invariant violations", str(len(report.problems))),
     ]
     print("| measure | value |\n|---|---|")
