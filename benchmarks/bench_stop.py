@@ -1,4 +1,4 @@
-"""Signal to exit: how long ``mongomancy watch`` takes to stop on SIGINT / SIGTERM, over many runs.
+"""Signal to exit: how long ``mongomancy watch``, ``sim`` and ``demo`` take to stop on SIGINT / SIGTERM.
 
 Each run starts ``python -m mongomancy.cli watch URI --json`` against one simulated replica set, waits for its
 "watching" line on stderr, sends the signal and times the exit (a run that takes more than ``--hang`` seconds
@@ -8,13 +8,18 @@ SIGTERM.  ``--load N`` keeps N busy-looping processes running meanwhile, like a 
 small machine.  The child imports mongomancy like this script does (``PYTHONPATH=/a/checkout`` measures that
 checkout).
 
-    python benchmarks/bench_stop.py [--runs 50] [--load 2] [--hang 5]
+``sim`` is timed from process start to its URI line too (target <= 1 s), and from the signal to the exit
+with its backend process gone; ``demo`` (fewer runs: each starts a cluster and a workload) from the signal,
+sent once its mongomancy run is going, to the exit.
+
+    python benchmarks/bench_stop.py [--runs 50] [--load 2] [--hang 5] [--only watch|sim|demo]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import statistics
@@ -67,6 +72,88 @@ def stop_once(uri: str, stop_signal: signal.Signals, sigint_ignored: bool, hang:
         proc.stderr.close()
 
 
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def sim_once(stop_signal: signal.Signals, hang: float) -> tuple[float, float | None]:
+    """(start to URI line, signal to exit or None for a hang) of ``mongomancy sim --json``."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mongomancy.cli", "sim", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        to_uri = time.perf_counter() - started
+        sent = time.perf_counter()
+        proc.send_signal(stop_signal)
+        try:
+            code = proc.wait(hang)
+        except subprocess.TimeoutExpired:
+            return to_uri, None
+        if code != 0 or not _gone(first["backend_pid"]):
+            raise SystemExit(f"sim exited {code}; backend gone: {_gone(first['backend_pid'])}")
+        return to_uri, time.perf_counter() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def demo_once(stop_signal: signal.Signals, hang: float) -> float | None:
+    """Signal to exit of ``mongomancy demo`` interrupted during its mongomancy run."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mongomancy.cli", "demo", "--duration", "60", "--threads", "4"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.strip() == "mongomancy ...":
+                break
+        time.sleep(1.0)  # into the run: workers busy, step-downs coming
+        sent = time.perf_counter()
+        proc.send_signal(stop_signal)
+        try:
+            code = proc.wait(hang)
+        except subprocess.TimeoutExpired:
+            return None
+        if code != 128 + stop_signal:
+            raise SystemExit(f"demo exited {code} after {stop_signal.name}")
+        return time.perf_counter() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def row(name: str, times: list[float | None]) -> tuple[str, ...]:
+    stopped = sorted(t for t in times if t is not None)
+    return (
+        name,
+        str(len(times)),
+        str(len(times) - len(stopped)),
+        str(sum(1 for t in stopped if t > 1.0)),
+        f"{statistics.median(stopped):.3f}" if stopped else "-",
+        f"{stopped[int(0.95 * (len(stopped) - 1))]:.3f}" if stopped else "-",
+        f"{stopped[-1]:.3f}" if stopped else "-",
+    )
+
+
 @contextlib.contextmanager
 def busy_processes(count: int) -> Iterator[None]:
     procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
@@ -83,33 +170,41 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--load", type=int, default=2, help="busy-looping processes meanwhile")
     parser.add_argument("--hang", type=float, default=5.0, help="seconds after which a run counts as a hang")
+    parser.add_argument("--only", choices=("watch", "sim", "demo"), default=None)
     args = parser.parse_args()
-    cases = [
-        ("SIGINT, started with SIGINT ignored", signal.SIGINT, True),
-        ("SIGINT", signal.SIGINT, False),
-        ("SIGTERM", signal.SIGTERM, False),
-    ]
-    rows = []
-    with SimulatedReplicaSet(members=3) as cluster, busy_processes(args.load):
-        for name, stop_signal, ignored in cases:
-            times = [stop_once(cluster.uri, stop_signal, ignored, args.hang) for _ in range(args.runs)]
-            stopped = sorted(t for t in times if t is not None)
-            hangs = len(times) - len(stopped)
-            over_1s = sum(1 for t in stopped if t > 1.0)
-            rows.append(
-                (
-                    name,
-                    str(args.runs),
-                    str(hangs),
-                    str(over_1s),
-                    f"{statistics.median(stopped):.3f}" if stopped else "-",
-                    f"{stopped[int(0.95 * (len(stopped) - 1))]:.3f}" if stopped else "-",
-                    f"{stopped[-1]:.3f}" if stopped else "-",
-                )
-            )
     header = ("case", "runs", f"hangs > {args.hang:g} s", "> 1 s", "median s", "p95 s", "max s")
-    print(f"`mongomancy watch` signal to exit (load: {args.load} busy processes, cpus={os.cpu_count()})\n")
+    rows = []
+    starts: list[float] = []
+    with busy_processes(args.load):
+        if args.only in (None, "watch"):
+            cases = [
+                ("watch: SIGINT, started with SIGINT ignored", signal.SIGINT, True),
+                ("watch: SIGINT", signal.SIGINT, False),
+                ("watch: SIGTERM", signal.SIGTERM, False),
+            ]
+            with SimulatedReplicaSet(members=3) as cluster:
+                for name, stop_signal, ignored in cases:
+                    times = [
+                        stop_once(cluster.uri, stop_signal, ignored, args.hang) for _ in range(args.runs)
+                    ]
+                    rows.append(row(name, times))
+        if args.only in (None, "sim"):
+            for stop_signal in (signal.SIGINT, signal.SIGTERM):
+                runs = [sim_once(stop_signal, args.hang) for _ in range(max(1, args.runs // 2))]
+                starts += [to_uri for to_uri, _ in runs]
+                rows.append(row(f"sim: {stop_signal.name} (backend gone)", [t for _, t in runs]))
+        if args.only in (None, "demo"):
+            for stop_signal in (signal.SIGINT, signal.SIGTERM):
+                times = [demo_once(stop_signal, args.hang) for _ in range(max(1, args.runs // 10))]
+                rows.append(row(f"demo: {stop_signal.name}", times))
+    print(f"Signal to exit (load: {args.load} busy processes, cpus={os.cpu_count()})\n")
     print(markdown(header, rows))
+    if starts:
+        starts.sort()
+        print(
+            f"\n`mongomancy sim` process start to URI line: median {statistics.median(starts):.3f} s, "
+            f"max {starts[-1]:.3f} s over {len(starts)} runs (target <= 1 s)"
+        )
     return 0
 
 
