@@ -1,5 +1,5 @@
-"""The ``mongomancy`` command line: ``ping`` (also installed as ``mongomancy-ping``), ``watch``, ``demo`` and
-``sim``, one module each, sharing one exit-code table (:mod:`mongomancy.cli.exit_codes`).
+"""The ``mongomancy`` command line: ``ping`` (also installed as ``mongomancy-ping``), ``watch``, ``demo``,
+``sim`` and ``schema``, one module each, sharing one exit-code table (:mod:`mongomancy.cli.exit_codes`).
 
 Why the imports are lazy: ``mongomancy-ping`` is a probe run by container runtimes and cron every few
 seconds, so the package imports only click at the top; each command imports what it needs when it runs
@@ -14,16 +14,13 @@ from __future__ import annotations
 import click
 
 from mongomancy._version import __version__
-from mongomancy.cli import _shutdown
+from mongomancy.cli import _shutdown, demo, ping, schema, sim, watch
 from mongomancy.cli._click import Group
-from mongomancy.cli.demo import demo
 from mongomancy.cli.exit_codes import ExitCode
-from mongomancy.cli.ping import ping
-from mongomancy.cli.schema import schema
-from mongomancy.cli.sim import sim
-from mongomancy.cli.watch import watch
 
-__all__ = ["ExitCode", "cli", "main", "ping", "ping_main"]
+# The command modules keep their names here (``mongomancy.cli.ping`` is the module, its command is
+# ``mongomancy.cli.ping.ping``), so ``import mongomancy.cli.demo as d`` gives the module.
+__all__ = ["ExitCode", "cli", "demo", "main", "ping", "ping_main", "schema", "sim", "watch"]
 
 
 @click.group(cls=Group, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,11 +29,11 @@ def cli() -> None:
     """Keep programs talking to a MongoDB replica set through primary switches."""
 
 
-cli.add_command(ping)
-cli.add_command(watch)
-cli.add_command(demo)
-cli.add_command(sim)
-cli.add_command(schema)
+cli.add_command(ping.ping)
+cli.add_command(watch.watch)
+cli.add_command(demo.demo)
+cli.add_command(sim.sim)
+cli.add_command(schema.schema)
 
 
 def main() -> None:
@@ -48,4 +45,4 @@ def main() -> None:
 def ping_main() -> None:
     """``mongomancy-ping``: the ``ping`` command on its own."""
     _shutdown.enable_hard_exit()
-    ping.main(prog_name="mongomancy-ping")
+    ping.ping.main(prog_name="mongomancy-ping")

@@ -13,8 +13,10 @@ import contextlib
 import json
 import logging
 import random
+import shutil
 import signal
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -413,12 +415,14 @@ def explanation(reports: list[RunReport]) -> str:
                 else "yet here it did not complete more operations."
             )
         )
-        if plain.applied_despite_error:
+        stored = plain.applied_despite_error
+        if stored:
             text.append(
-                f"{plain.applied_despite_error} of pymongo's failed writes were stored anyway: a worker "
-                "that retries them itself would store them twice."
+                f"{stored} of pymongo's failed writes {'was' if stored == 1 else 'were'} stored anyway: "
+                "a worker that retried on its own would have stored it twice."
             )
-    return "\n".join(text)
+    width = min(100, shutil.get_terminal_size().columns - 1)
+    return "\n".join(textwrap.fill(paragraph, width) if paragraph else "" for paragraph in text)
 
 
 @contextlib.contextmanager
