@@ -41,11 +41,12 @@ from mongomancy.cli._workload import (
     verify,
 )
 from mongomancy.cli.exit_codes import ExitCode, interrupted
+from mongomancy.cli.sim import discard_backend
 
 __all__ = ["DemoConfig", "RunReport", "demo", "fault_schedule", "run_demo", "summary_table"]
 
-#: After Ctrl-C: how long the job's own clean-up (engine, simulated cluster) may take before the process
-#: ends anyway, inside the 0.8 s promised.
+#: After Ctrl-C under a test runner (no hard exit): how long the job's own clean-up (engine, simulated
+#: cluster) may take before the backend process is killed.
 _CLEANUP_GRACE = 0.6
 MIN_DURATION = 5.0
 
@@ -91,10 +92,12 @@ class _Progress:
     lock: threading.Lock = attrs.Factory(threading.Lock)
     runs: list[LiveRun] = attrs.Factory(list)
     reports: list[RunReport] = attrs.Factory(list)
-    backend_pid: int | None = None
+    #: The simulated cluster's backend (a child process), once started.
+    backend: Any = None
 
     def children(self) -> tuple[int, ...]:
-        return () if self.backend_pid is None else (self.backend_pid,)
+        pid = None if self.backend is None else self.backend.pid
+        return () if pid is None else (pid,)
 
 
 def run_demo(config: DemoConfig, *, as_json: bool = False, out: TextIO | None = None) -> int:
@@ -129,6 +132,10 @@ def run_demo(config: DemoConfig, *, as_json: bool = False, out: TextIO | None = 
         _shutdown.exit_within(_shutdown.STOP_DEADLINE, code, progress.children)
         progress.interrupted.set()
         click.echo(_interruption_summary(progress, signum), file=stream)
+        if _shutdown.hard_exit_enabled() and progress.backend is not None:
+            # Nothing left to verify: the simulated cluster's data goes, no thread holds anything to save.
+            discard_backend(progress.backend)
+            _shutdown.exit_now(code)
         thread.join(_CLEANUP_GRACE)
         if thread.is_alive():  # the graceful stop overran: leave no process behind
             _shutdown.kill_children(progress.children())
@@ -140,7 +147,7 @@ def _job(config: DemoConfig, progress: _Progress, as_json: bool, stream: TextIO)
 
     schedule = fault_schedule(config.duration, random.Random(config.seed))
     with _quiet_loggers(), fast_heartbeats(0.05), SimulatedReplicaSet(members=config.members) as cluster:
-        progress.backend_pid = cluster.backend.pid
+        progress.backend = cluster.backend
         if not as_json:
             click.echo(
                 f"mongomancy demo: {config.members}-member simulated replica set {cluster.set_name}, "

@@ -73,8 +73,21 @@ def sim(members: int, port: int, set_name: str, step_down_every: float | None, a
                 _line(as_json, {"event": "step_down", "primary": cluster.primary_address}, "primary is now")
         finally:
             _shutdown.exit_within(_shutdown.STOP_DEADLINE, 0, children)
+            if signals.received is not None and _shutdown.hard_exit_enabled():
+                discard_backend(cluster.backend)
+                click.echo("simulated replica set stopped", err=True)
+                _shutdown.exit_now(0)
             cluster.close()
     click.echo("simulated replica set stopped", err=True)
+
+
+def discard_backend(backend: Any) -> None:
+    """Kill the simulated set's backend process, reap it and remove its files, without a graceful stop: it
+    holds throw-away data, and a process that is ending need not join every member thread first."""
+    process = backend.process
+    if process is not None and process.poll() is None:
+        process.kill()
+    backend.stop()
 
 
 def _announce(cluster: Any, as_json: bool) -> None:
