@@ -1,15 +1,16 @@
 """``mongomancy sim``: the simulated replica set of :mod:`mongomancy.testing` in the foreground, from a shell.
 
 Why: trying ``mongomancy-ping``, ``watch`` or one's own program against a failover should not need a
-hand-written wrapper.  The first line on stdout is the connection URI (``URI=$(mongomancy sim | head -1)``
-works, and so does reading the first line from a test); with ``--step-down-every`` the primary switches
-periodically and each switch is one more line.  Ctrl-C or SIGTERM stops it within a second and stops the
+hand-written wrapper.  The first line on stdout is the connection URI (a test reads it from the pipe, a shell
+from a file); with ``--step-down-every`` the primary switches periodically and each switch is one more line
+(a reader that went away does not stop the set).  Ctrl-C or SIGTERM stops it within a second and stops the
 backend process by PID (see :mod:`mongomancy.cli._shutdown`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -115,5 +116,11 @@ def _announce(cluster: Any, as_json: bool) -> None:
 
 def _line(as_json: bool, doc: dict[str, Any], text: str) -> None:
     doc["at"] = time.time()
-    click.echo(json.dumps(doc) if as_json else f"{text} {doc['primary']}")
-    sys.stdout.flush()
+    try:
+        click.echo(json.dumps(doc) if as_json else f"{text} {doc['primary']}")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Whoever read our output went away (``| head -1``): keep serving, print nowhere from now on.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
