@@ -31,6 +31,7 @@ from mongomancy.cli.roles import role_name
 from mongomancy.cli.target import TargetError, resolve_target
 
 if TYPE_CHECKING:
+    from mongomancy.engine import Engine
     from mongomancy.events import TopologyChange
 
 #: MongoClient options of the watcher, each only when the URI does not set it.
@@ -110,13 +111,20 @@ def _client_options(uri: str) -> dict[str, Any]:
     return {key: value for key, value in WATCH_CLIENT_OPTIONS.items() if f"{key.lower()}=" not in query}
 
 
-def _first_answer(engine: Any, signals: _shutdown.StopSignals, until: float) -> bool:
-    """Wait until every member pymongo knows was checked and one answered (True), or ``until`` passes or
-    a stop signal arrives (False)."""
+def _first_answer(engine: Engine, signals: _shutdown.StopSignals, until: float) -> bool:
+    """Wait until every member pymongo knows was checked, one answered, and the engine's supervisor has
+    taken in the same primary (its changes are the lines that follow: a change before it did would be lost)
+    (True); or until ``until`` passes or a stop signal arrives (False)."""
+    from mongomancy.supervisor import primary_of  # noqa: PLC0415
+
     while True:
-        servers = engine.client.topology_description.server_descriptions().values()
+        description = engine.client.topology_description
+        servers = description.server_descriptions().values()
         checked = all(s.round_trip_time is not None or s.error is not None for s in servers)
-        if checked and any(s.server_type_name != "Unknown" for s in servers):
+        settled = engine.topology().primary == (
+            primary_of(description) if description.has_writable_server() else None
+        )
+        if checked and settled and any(s.server_type_name != "Unknown" for s in servers):
             return True
         remaining = until - time.monotonic()
         if remaining <= 0 or signals.wait(min(_DISCOVERY_STEP, remaining)) is not None:

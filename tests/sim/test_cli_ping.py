@@ -27,9 +27,9 @@ from pymongo.errors import OperationFailure
 
 from mongomancy import ConfigurationError, Engine, __version__
 from mongomancy.cli import cli
-from mongomancy.cli.ping import ping
 from mongomancy.cli._probe import run_ping
 from mongomancy.cli._verdict import PingOptions
+from mongomancy.cli.ping import ping
 from mongomancy.testing import SimulatedReplicaSet, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
