@@ -134,6 +134,17 @@ BEHAVIOURS: dict[str, Behaviour] = {
         "`{$gt: 2}` matches numbers only, never the string `'3'` (comparison within a type bracket)",
         Deviation("`{$gt: 2}` also matches the string '3'"),
     ),
+    "test_group_push_keeps_types[int]": Behaviour(
+        "`$group` with `$push` collects the values with their types, whatever stage follows",
+        Deviation('the array comes back as JSON text of strings (`\'["1","2"]\'`)', before_sqlite=JSONB),
+    ),
+    "test_group_push_keeps_types[ObjectId]": Behaviour(
+        "the same for ObjectIds", Deviation("ObjectIds come back as hex strings")
+    ),
+    "test_group_by_an_expression_document": Behaviour(
+        "`$group` by a document of field paths (`{k: '$k'}`) groups by their values",
+        Deviation("the document is taken literally: all documents in one group"),
+    ),
     "test_distinct_with_a_filter": Behaviour(
         "`distinct` applies its filter, reads dotted paths and unwinds arrays"
     ),
@@ -400,6 +411,26 @@ def test_distinct_with_a_filter(db: Database[Any]) -> None:
     assert sorted(db.things.distinct("d.e", {"k": "a"})) == ["x", "y"]
     assert sorted(db.things.distinct("t", {"k": "a"})) == ["p", "q"]
     assert sorted(db.things.distinct("v", {"v": {"$gte": 2}})) == [2, 3]
+
+
+@pytest.mark.parametrize("kind", ["int", "ObjectId"])
+def test_group_push_keeps_types(db: Database[Any], kind: str) -> None:
+    """MongoDB manual, "$push (aggregation accumulator)": an array of the values, as they are."""
+    ids = [1, 2, 3] if kind == "int" else [ObjectId(f"64b7f0c2a1b2c3d4e5f6071{i}") for i in range(3)]
+    db.things.insert_many([{"_id": ids[0], "k": 7}, {"_id": ids[1], "k": 7}, {"_id": ids[2], "k": 8}])
+    pipeline: list[dict[str, Any]] = [
+        {"$group": {"_id": "$k", "ids": {"$push": "$_id"}}},
+        {"$sort": {"_id": 1}},
+    ]
+    groups = [(g["_id"], sorted(g["ids"])) for g in db.things.aggregate(pipeline)]
+    assert groups == [(7, ids[:2]), (8, ids[2:])]
+
+
+def test_group_by_an_expression_document(db: Database[Any]) -> None:
+    """MongoDB manual, "$group": the ``_id`` may be any expression, a document of field paths included."""
+    db.things.insert_many([{"_id": 1, "k": 7}, {"_id": 2, "k": 7}, {"_id": 3, "k": 8}])
+    pipeline: list[dict[str, Any]] = [{"$group": {"_id": {"key": "$k"}, "n": {"$sum": 1}}}]
+    assert sorted((g["_id"]["key"], g["n"]) for g in db.things.aggregate(pipeline)) == [(7, 2), (8, 1)]
 
 
 # -- duplicate keys ---------------------------------------------------------------------------------------

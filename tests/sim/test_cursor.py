@@ -157,16 +157,19 @@ _MIXED: dict[str, tuple[list[dict[str, Any]], list[tuple[str, int]]]] = {
 
 
 #: Conformance entries whose deviation these cases rely on (the resume filter itself is proven in tests/unit):
-#: the backend sorts ObjectId _ids before strings, and on an old SQLite ints as text.
+#: the backend sorts ObjectId _ids before strings.  ("int and string" and "descending with missing and null"
+#: resume exactly on SQLite 3.40 too: measured, so they carry no mark, which would be a strict xpass there.)
 _DEVIATIONS = {
     "string and ObjectId _id": "test_sort_order[types]",
-    "int and string": "test_sort_order[int]",
-    "descending with missing and null": "test_sort_order[int]",
 }
 
 
 @pytest.mark.parametrize(
-    "case", [pytest.param(case, marks=pytest.mark.deviation(_DEVIATIONS[case])) for case in sorted(_MIXED)]
+    "case",
+    [
+        pytest.param(case, marks=pytest.mark.deviation(_DEVIATIONS[case])) if case in _DEVIATIONS else case
+        for case in sorted(_MIXED)
+    ],
 )
 def test_mixed_type_sort_keys_resume_exactly(cursor_engine, sim_cluster, case):
     stored, sort = _MIXED[case]
@@ -350,6 +353,7 @@ def test_hint_comment_and_collation_reach_the_server_unchanged(cursor_engine, si
     assert all(b.get("comment") == "nightly" for b in bodies)  # pymongo sends it with every getMore too
 
 
+@pytest.mark.deviation("test_sort_order[int]")
 def test_the_callers_own_timeout_goes_straight_back_instead_of_a_resume(cursor_engine, sim_cluster):
     """Under the caller's ``pymongo.timeout``, a getMore that outlives it raises pymongo's error unchanged
     (the caller's limit), rather than resuming past the caller's deadline."""
@@ -369,6 +373,7 @@ def test_the_callers_own_timeout_goes_straight_back_instead_of_a_resume(cursor_e
     assert seen == list(range(100)) and cursor.resumes == 0
 
 
+@pytest.mark.deviation("test_sort_order[int]")
 def test_ties_under_a_collation_refuse_to_resume_rather_than_risk_a_duplicate(cursor_engine, sim_cluster):
     """Under a case-insensitive collation "ann" and "Ann" tie on the server but differ on the client, so a
     sort without ``_id`` cannot tell which of them were yielded: the resume is refused, saying so."""
