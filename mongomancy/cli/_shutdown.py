@@ -57,7 +57,7 @@ class StopSignals:
 
     Also works in a process started with SIGINT ignored (a background job of a non-interactive shell): the
     handlers are installed explicitly.  Off the main thread no handler can be installed; :meth:`wait` then
-    only times out.
+    ends only by :meth:`release` or its timeout.
     """
 
     def __init__(self) -> None:
@@ -68,6 +68,8 @@ class StopSignals:
         self._writer: socket.socket | None = None
         self._previous_wakeup_fd = -1
         self._previous_handlers: dict[int, Any] = {}
+        #: Off the main thread (no signal can reach :meth:`wait`), :meth:`release` ends the wait through it.
+        self._released = threading.Event()
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is not threading.main_thread():
@@ -101,6 +103,7 @@ class StopSignals:
     def release(self) -> None:
         """From any thread: end :meth:`wait` without a signal (the work it waited for is over)."""
         self.released = True
+        self._released.set()
         writer = self._writer
         if writer is not None:
             with contextlib.suppress(OSError):
@@ -114,10 +117,8 @@ class StopSignals:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None
-            if self._reader is None:  # not the main thread: nothing can wake us but the clock
-                if remaining is None:
-                    raise RuntimeError("StopSignals.wait() without a timeout needs the main thread")
-                time.sleep(remaining)
+            if self._reader is None:  # not the main thread: only release() or the clock end the wait
+                self._released.wait(remaining)
                 return None
             readable, _, _ = select.select([self._reader], [], [], remaining)
             if readable:
