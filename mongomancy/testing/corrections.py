@@ -136,8 +136,14 @@ _ID_CLASH = re.compile(r"UNIQUE constraint failed: \S+\._id\b")
 _INDEX_CLASH = re.compile(r"UNIQUE constraint failed: index '([^']+)'")
 
 
-def clashing_key(errmsg: str, indexes: list[Mapping[str, Any]]) -> tuple[str, dict[str, Any]] | None:
-    """``(index name, key pattern)`` of the unique index an nx duplicate-key message names, if known."""
+def clashing_key(
+    errmsg: str, indexes: list[Mapping[str, Any]], listed: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """``(index name, key pattern)`` of the unique index an nx duplicate-key message names, if known.
+
+    ``indexes`` is the backend's listing (its names are the ones in its messages); ``listed`` maps such a
+    name to the index as MongoDB lists it (the name and key directions it was created with), if known.
+    """
     if _ID_CLASH.search(errmsg):
         return "_id_", {"_id": 1}
     found = _INDEX_CLASH.search(errmsg)
@@ -145,7 +151,8 @@ def clashing_key(errmsg: str, indexes: list[Mapping[str, Any]]) -> tuple[str, di
         return None
     for index in indexes:
         if index.get("name") == found.group(1) and isinstance(index.get("key"), Mapping):
-            return found.group(1), dict(index["key"])
+            shown = (listed or {}).get(found.group(1), index)
+            return str(shown.get("name")), dict(shown.get("key") or index["key"])
     return None
 
 
@@ -193,6 +200,8 @@ def name_duplicate_keys(
     statements: list[Mapping[str, Any]],
     reply: Mapping[str, Any],
     indexes: list[Mapping[str, Any]],
+    *,
+    listed: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
     """The reply with MongoDB's ``keyPattern``/``keyValue`` (and errmsg form) on each duplicate-key write
     error the backend answered without them, or None when there is nothing to add.
@@ -211,7 +220,7 @@ def name_duplicate_keys(
         if not isinstance(error, Mapping) or error.get("code") != 11000 or "keyPattern" in error:
             corrected.append(error)
             continue
-        clash = clashing_key(str(error.get("errmsg", "")), indexes)
+        clash = clashing_key(str(error.get("errmsg", "")), indexes, listed)
         index = error.get("index")
         if clash is None or not isinstance(index, int) or not 0 <= index < len(statements):
             corrected.append(error)

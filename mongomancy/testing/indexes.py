@@ -126,6 +126,21 @@ class Catalogue:
             else:
                 self._specs.get(namespace, {}).pop(fields, None)
 
+    def listed(self, namespace: str, index: Mapping[str, Any]) -> dict[str, Any]:
+        """How MongoDB lists a backend index: its own name, key directions and ``hidden`` if it was created
+        through the members; the backend's ``unique`` and ``expireAfterSeconds`` (what it enforces)."""
+        key = index.get("key")
+        spec = self.get(namespace, _fields(key)) if isinstance(key, Mapping) else None
+        if spec is None:
+            return dict(index)
+        listed: dict[str, Any] = {"v": index.get("v", 2), "key": spec["key"], "name": spec["name"]}
+        for option in ("unique", "expireAfterSeconds"):
+            if option in index:
+                listed[option] = index[option]
+        if spec.get("hidden"):
+            listed["hidden"] = True
+        return listed
+
     def remove_database(self, db: str) -> None:
         with self._lock:
             for namespace in [ns for ns in self._specs if ns.startswith(f"{db}.")]:
@@ -182,31 +197,18 @@ class IndexDdl:
         batch = cursor.get("firstBatch", []) if isinstance(cursor, Mapping) else []
         return [dict(index) for index in batch if isinstance(index, Mapping)]
 
-    def _as_mongodb_lists(self, namespace: str, index: Mapping[str, Any]) -> dict[str, Any]:
-        key = index.get("key")
-        spec = self.catalogue.get(namespace, _fields(key)) if isinstance(key, Mapping) else None
-        if spec is None:
-            return dict(index)
-        listed: dict[str, Any] = {"v": index.get("v", 2), "key": spec["key"], "name": spec["name"]}
-        for option in ("unique", "expireAfterSeconds"):  # what the backend enforces is the truth
-            if option in index:
-                listed[option] = index[option]
-        if spec.get("hidden"):
-            listed["hidden"] = True
-        return listed
-
     def _list_indexes(self, db: str, body: Mapping[str, Any]) -> dict[str, Any]:
         reply = self.send(body)
         cursor = reply.get("cursor")
         if not reply.get("ok") or not isinstance(cursor, Mapping):
             return reply
         namespace = f"{db}.{body.get('listIndexes')}"
-        batch = [self._as_mongodb_lists(namespace, i) for i in cursor.get("firstBatch", [])]
+        batch = [self.catalogue.listed(namespace, i) for i in cursor.get("firstBatch", [])]
         return {**reply, "cursor": {**cursor, "firstBatch": batch}}
 
     def _listed(self, db: str, body: Mapping[str, Any], collection: str) -> list[dict[str, Any]]:
         namespace = f"{db}.{collection}"
-        return [self._as_mongodb_lists(namespace, i) for i in self._backend_indexes(db, body, collection)]
+        return [self.catalogue.listed(namespace, i) for i in self._backend_indexes(db, body, collection)]
 
     # -- create ----------------------------------------------------------------------------------------------
 

@@ -551,8 +551,7 @@ class Member:
         reply = indexes.IndexDdl(self.state.catalogue, send).handle(name, message.body)
         return wire.op_msg_reply(message.request_id, reply)
 
-    @staticmethod
-    def _name_duplicate_keys(backend: socket.socket, message: wire.Message, reply: bytes) -> bytes:
+    def _name_duplicate_keys(self, backend: socket.socket, message: wire.Message, reply: bytes) -> bytes:
         """Add ``keyPattern``/``keyValue`` to the backend's duplicate-key errors (see ``corrections``)."""
         name = next(iter(message.body), "")
         field = {"insert": "documents", "update": "updates"}.get(name)
@@ -571,8 +570,10 @@ class Member:
         listed = bson.decode(wire.reply_body(wire.read_raw(backend)))
         cursor = listed.get("cursor")
         indexes = cursor.get("firstBatch", []) if isinstance(cursor, Mapping) else []
+        namespace = f"{db}.{collection}"
+        listed = {str(i.get("name")): self.state.catalogue.listed(namespace, i) for i in indexes}
         corrected = corrections.name_duplicate_keys(
-            name, f"{db}.{collection}", statements, bson.decode(wire.reply_body(reply)), indexes
+            name, namespace, statements, bson.decode(wire.reply_body(reply)), indexes, listed=listed
         )
         return reply if corrected is None else wire.op_msg_reply(message.request_id, corrected)
 

@@ -161,6 +161,9 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "test_duplicate_key_error_names_the_key[update $set]": Behaviour(
         "a duplicate made by an update: code 11000 with `keyPattern` and `keyValue`"
     ),
+    "test_duplicate_key_error_names_the_key[compound unique index]": Behaviour(
+        "the same for a compound unique index, its key pattern with its directions and its name in `errmsg`"
+    ),
     "test_find_one_and_update_into_a_duplicate_key_fails": Behaviour(
         "`find_one_and_update` that would duplicate a unique key fails with code 11000",
         Deviation("answers `value: null` (as if nothing matched) and leaves the document unchanged"),
@@ -445,7 +448,11 @@ def _duplicate(db: Database[Any], case: str) -> dict[str, Any]:
         "insert unique index": lambda: things.insert_one({"_id": 3, "email": "a@x"}),
         "insert_many": lambda: things.insert_many([{"_id": 4, "email": "d@x"}, {"_id": 5, "email": "b@x"}]),
         "update $set": lambda: things.update_one({"_id": 2}, {"$set": {"email": "a@x"}}),
+        "compound unique index": lambda: db.players.insert_many(
+            [{"_id": 6, "team": "red", "number": 7}, {"_id": 7, "team": "red", "number": 7}]
+        ),
     }
+    db.players.create_index([("team", 1), ("number", -1)], unique=True, name="player_number")
     with pytest.raises((DuplicateKeyError, BulkWriteError)) as info:
         operations[case]()
     details = info.value.details or {}
@@ -459,6 +466,7 @@ DUPLICATES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "insert unique index": ({"email": 1}, {"email": "a@x"}),
     "insert_many": ({"email": 1}, {"email": "b@x"}),
     "update $set": ({"email": 1}, {"email": "a@x"}),
+    "compound unique index": ({"team": 1, "number": -1}, {"team": "red", "number": 7}),
 }
 
 
@@ -469,6 +477,8 @@ def test_duplicate_key_error_names_the_key(db: Database[Any], case: str) -> None
     details = _duplicate(db, case)
     assert details["code"] == 11000
     assert (details.get("keyPattern"), details.get("keyValue")) == (key_pattern, key_value)
+    if case == "compound unique index":
+        assert "index: player_number dup key" in details["errmsg"]
 
 
 def test_find_one_and_update_into_a_duplicate_key_fails(db: Database[Any]) -> None:
