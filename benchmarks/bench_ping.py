@@ -1,6 +1,7 @@
 """``mongomancy-ping`` from process start to exit: healthy, refused, and ``--wait`` across an election.
 
-Cases (median, min and max of ``--runs`` runs each, after one warm-up run):
+Cases (median, min and max of ``--runs`` rounds, each round running every case once in a rotating order,
+after one warm-up run):
 
 - healthy: ``--direct`` to one member and the whole replica set, the installed script and ``bin/`` from the
   checkout, beside a minimal ``python -c`` pymongo ping; target <= 0.3 s;
@@ -107,9 +108,12 @@ def main() -> int:
         ]
         for _name, cmd, expect, _target in cases:  # warm the page cache and .pyc files
             wall(cmd, expect)
-        for name, cmd, expect, target in cases:
-            times = [wall(cmd, expect) for _ in range(args.runs)]
-            rows.append((name, *summary(times), target))
+        times: dict[str, list[float]] = {name: [] for name, *_ in cases}
+        for round_number in range(args.runs):  # interleaved, in a rotating order: load changes hit all alike
+            shift = round_number % len(cases)
+            for name, cmd, expect, _target in cases[shift:] + cases[:shift]:
+                times[name].append(wall(cmd, expect))
+        rows += [(name, *summary(times[name]), target) for name, _cmd, _expect, target in cases]
         elections = [election_to_exit(cluster, script) for _ in range(max(3, args.runs // 2))]
         rows.append(("--require-primary --wait: election to exit", *summary(elections), "~1"))
     print(f"`mongomancy-ping` wall time, process start to exit (runs={args.runs}, cpus={os.cpu_count()})\n")
