@@ -34,6 +34,8 @@ import importlib.metadata
 import json
 import logging
 import os
+import threading
+import time
 import types
 from collections.abc import Mapping
 
@@ -45,6 +47,8 @@ LOG_ENV = "MONGOMANCY_SIM_BACKEND_LOG"
 PINNED_SQLITE_VERSION = "3.50.4"
 PINNED_MODULE = "sqlean"
 PINNED_DISTRIBUTION = "sqlean-py"
+#: How often the backend checks that the process that started it is still there.
+PARENT_CHECK_SECONDS = 0.5
 #: Exit code for "the SQLite the project pins is not what is installed" (argparse uses 2).
 EXIT_WRONG_SQLITE = 3
 
@@ -108,6 +112,14 @@ def report(module: types.ModuleType, choice: str) -> dict[str, str]:
     }
 
 
+def _exit_with_parent(parent: int) -> None:
+    """End this process once its parent is gone (re-parented): a test process killed outright (a CI timeout,
+    SIGKILL) cannot stop its backends, and an in-memory backend without its test serves nobody."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print("usage: nx_launcher.py REPORT_PATH [nx_27017 arguments...]", file=sys.stderr)
@@ -120,6 +132,8 @@ def main(argv: list[str]) -> int:
         print(f"mongomancy simulated cluster: {exc}", file=sys.stderr)
         return EXIT_WRONG_SQLITE
     from nx_27017 import nx_27017  # noqa: PLC0415 - only now: neosqlite binds its sqlite3 at import time
+
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
 
     # Write-then-rename: the parent never reads a half-written report.
     with open(report_path + ".tmp", "w", encoding="utf-8") as out:

@@ -554,6 +554,36 @@ def test_a_backend_launched_ahead_answers_once_started() -> None:
         NxBackend().finish_start()
 
 
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie waiting for its new parent to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_backend_ends_with_the_process_that_started_it() -> None:
+    """A test process killed outright cannot stop its backend; the backend notices and ends itself."""
+    starter = (
+        "from mongomancy.testing import NxBackend; import time; "
+        "print(NxBackend().start().pid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        backend_pid = int(parent.stdout.readline())
+        assert _running(backend_pid)
+    finally:
+        parent.kill()  # SIGKILL: no cleanup runs in the parent
+        parent.wait()
+    try:
+        wait_for(lambda: not _running(backend_pid), timeout=10, what=f"backend {backend_pid} to end")
+    finally:
+        if _running(backend_pid):
+            os.kill(backend_pid, 9)
+
+
 def test_pinned_sqlite_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sqlean", None)
     monkeypatch.setenv(nx_launcher.SQLITE_ENV, "pinned")
