@@ -152,7 +152,8 @@ def command_kind(operation: str, args: Sequence[Any], kwargs: Mapping[str, Any])
         requests = _argument(args, kwargs, 0, "requests") or ()
         if all(isinstance(request, _SINGLE_STATEMENT_REQUESTS) for request in requests):
             return CommandKind.DRIVER_RETRIED_WRITE
-        return CommandKind.WRITE
+        # pymongo's bulk raises a later command's top-level error as is, the earlier commands' counts lost.
+        return CommandKind.WRITE if len(requests) == 1 else CommandKind.MULTI_COMMAND_WRITE
     if operation == "aggregate":
         return _aggregate_kind(_argument(args, kwargs, 0, "pipeline"))
     if operation in _IDEMPOTENT_OPERATIONS:

@@ -51,6 +51,11 @@ class CommandKind(enum.Enum):
     #: operations, ``drop_index``): one attempt per pymongo call, replayed only when that attempt provably
     #: did not apply.
     WRITE = "write"
+    #: A write the server cannot retry that pymongo sends as several commands: a ``bulk_write`` of more
+    #: than one request with multi-document operations (pymongo sends one command per run of same-type
+    #: requests, and splits a run at the server's batch limits).  A refusal proves only the failing command
+    #: unapplied, not the commands before it; only "never sent" proves the whole write unapplied.
+    MULTI_COMMAND_WRITE = "multi_command_write"
     #: A function of the client (``Engine.run``) not declared idempotent: it may have run some of its
     #: operations before any error, so no error proves it applied nothing; never replayed once started.
     FUNCTION = "function"
@@ -253,8 +258,10 @@ def decide(
     says that deadline is the caller's.  Pure: no I/O, no clock, no sleep.
     """
     evidence = assess(kind, error)
-    if kind is CommandKind.FUNCTION and evidence in _PROOFS:
-        # It proves the failing operation unapplied, not the function's earlier ones.
+    if (kind is CommandKind.FUNCTION and evidence in _PROOFS) or (
+        kind is CommandKind.MULTI_COMMAND_WRITE and evidence is Evidence.REFUSED
+    ):
+        # It proves the failing operation (or command) unapplied, not the earlier ones.
         evidence = Evidence.TRANSIENT
     maybe_applied = kind is not CommandKind.READ and evidence not in _PROOFS
     history = attempts.after(error, maybe_applied=maybe_applied)

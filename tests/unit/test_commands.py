@@ -20,6 +20,7 @@ READ = CommandKind.READ
 IDEM = CommandKind.IDEMPOTENT
 DRIVER = CommandKind.DRIVER_RETRIED_WRITE
 WRITE = CommandKind.WRITE
+MULTI = CommandKind.MULTI_COMMAND_WRITE
 
 
 @pytest.fixture
@@ -66,7 +67,8 @@ def test_kinds(operation, args, kwargs, expected):
     [
         ([InsertOne({"a": 1}), UpdateOne({"_id": 1}, {"$inc": {"a": 2}}), ReplaceOne({}, {"b": 1})], DRIVER),
         ([DeleteOne({"x": 1})], DRIVER),
-        ([InsertOne({"a": 1}), UpdateMany({}, {"$set": {"a": 1}})], WRITE),
+        ([InsertOne({"a": 1}), UpdateMany({}, {"$set": {"a": 1}})], MULTI),
+        ([UpdateMany({"a": 1}, {"$set": {"b": 1}}), UpdateMany({"a": 2}, {"$set": {"b": 2}})], MULTI),
         ([DeleteMany({})], WRITE),
     ],
 )

@@ -71,6 +71,7 @@ IDEM = CommandKind.IDEMPOTENT
 DRIVER = CommandKind.DRIVER_RETRIED_WRITE
 WRITE = CommandKind.WRITE
 FUNCTION = CommandKind.FUNCTION
+MULTI = CommandKind.MULTI_COMMAND_WRITE
 
 RAISE = Verdict.RAISE
 RETRY = Verdict.RETRY_NOW
@@ -187,6 +188,13 @@ TABLE = [
     (FUNCTION, reply(10107), 5.0, UNKNOWN, "refusal of its last operation only"),
     (FUNCTION, errors.ServerSelectionTimeoutError("none"), 5.0, UNKNOWN, "earlier operations may have run"),
     (FUNCTION, DUP_WITH_KEY, 5.0, RAISE, "the server's answer"),
+    # ---- a bulk pymongo sends as several commands: a refusal may follow earlier commands that applied
+    (MULTI, reply(10107), 5.0, UNKNOWN, "refusal of a later command: earlier runs may have applied"),
+    (MULTI, reply(9999, ["RetryableWriteError", "NoWritesPerformed"]), 5.0, UNKNOWN, "this command only"),
+    (MULTI, errors.ServerSelectionTimeoutError("none"), 5.0, WAIT, "never sent: no command went out"),
+    (MULTI, errors.WaitQueueTimeoutError("pool"), 5.0, RETRY, "no connection checked out: never sent"),
+    (MULTI, errors.AutoReconnect("connection reset"), 5.0, UNKNOWN, "sent, then the connection broke"),
+    (MULTI, bulk_error(0, 3, [{"index": 3, "code": 10107}]), 5.0, RAISE, "the server's counts"),
 ]
 
 
