@@ -9,6 +9,11 @@
 128+N interrupted by signal N before it could give its verdict (``demo``: 130 for Ctrl-C, 143 for SIGTERM)
 ====  =====================================================================================
 
+``schema plan|apply`` is the one exception, on purpose: it is a deploy gate, not a probe, and follows
+``terraform plan --detailed-exitcode``, which deploy pipelines already test for: 0 nothing to do (or done),
+1 any error (an unreachable target included), 2 changes pending or made (only with ``--detailed-exitcode``),
+3 usage error.
+
 Why 3 and not click's 2 for usage errors: 2 already means "unreachable", the answer a probe exists for.
 """
 
@@ -23,6 +28,15 @@ class ExitCode(enum.IntEnum):
     UNREACHABLE = 2
     USAGE = 3
     AUTH = 4
+
+
+class SchemaExitCode(enum.IntEnum):
+    """``schema plan|apply`` (see the module docstring: ``terraform plan --detailed-exitcode``)."""
+
+    OK = 0
+    ERROR = 1
+    CHANGES = 2
+    USAGE = 3
 
 
 def interrupted(signum: int) -> int:

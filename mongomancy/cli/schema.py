@@ -22,14 +22,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mongomancy.cli._click import Command, Group, UsageError
+from mongomancy.cli.exit_codes import SchemaExitCode
 
 if TYPE_CHECKING:
     from mongomancy.schema.definitions import CollectionDefinition
 
 __all__ = ["EXIT_CHANGES", "EXIT_ERROR", "schema"]
 
-EXIT_ERROR = 1
-EXIT_CHANGES = 2
+EXIT_ERROR = SchemaExitCode.ERROR
+EXIT_CHANGES = SchemaExitCode.CHANGES
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
