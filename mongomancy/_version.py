@@ -1,3 +1,3 @@
 """The single place the package version lives (read by setup.cfg and mongomancy.__version__)."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
