@@ -27,10 +27,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from _common import markdown
 
+# Appended, not prepended: tests.helpers comes from this checkout, mongomancy still from PYTHONPATH if set.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+
 from mongomancy.testing import SimulatedReplicaSet
+from tests.helpers import child_process, process_exists
 
 #: Starts the command with SIGINT ignored (the disposition survives exec), as a non-interactive shell does.
 _SIGINT_IGNORED = (
@@ -44,13 +49,7 @@ def stop_once(uri: str, stop_signal: signal.Signals, sigint_ignored: bool, hang:
     command = [sys.executable, "-m", "mongomancy.cli", "watch", uri, "--json"]
     if sigint_ignored:
         command = [sys.executable, "-c", _SIGINT_IGNORED, *command]
-    proc = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with child_process(command, cwd=None, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
         assert proc.stderr is not None
         line = proc.stderr.readline()
         if not line.startswith("watching "):
@@ -64,32 +63,17 @@ def stop_once(uri: str, stop_signal: signal.Signals, sigint_ignored: bool, hang:
         if code != 0:
             raise SystemExit(f"watch exited {code} after {stop_signal.name}")
         return time.perf_counter() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def sim_once(stop_signal: signal.Signals, hang: float) -> tuple[float, float | None]:
     """(start to URI line, signal to exit or None for a hang) of ``mongomancy sim --json``."""
     started = time.perf_counter()
-    proc = subprocess.Popen(
+    with child_process(
         [sys.executable, "-m", "mongomancy.cli", "sim", "--json"],
+        cwd=None,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
+    ) as proc:
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())
         to_uri = time.perf_counter() - started
@@ -99,26 +83,19 @@ def sim_once(stop_signal: signal.Signals, hang: float) -> tuple[float, float | N
             code = proc.wait(hang)
         except subprocess.TimeoutExpired:
             return to_uri, None
-        if code != 0 or not _gone(first["backend_pid"]):
-            raise SystemExit(f"sim exited {code}; backend gone: {_gone(first['backend_pid'])}")
+        if code != 0 or process_exists(first["backend_pid"]):
+            raise SystemExit(f"sim exited {code}; backend gone: {not process_exists(first['backend_pid'])}")
         return to_uri, time.perf_counter() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
 
 
 def demo_once(stop_signal: signal.Signals, hang: float) -> float | None:
     """Signal to exit of ``mongomancy demo`` interrupted during its mongomancy run."""
-    proc = subprocess.Popen(
+    with child_process(
         [sys.executable, "-m", "mongomancy.cli", "demo", "--duration", "60", "--threads", "4"],
+        cwd=None,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    ) as proc:
         assert proc.stderr is not None
         for line in proc.stderr:
             if line.strip() == "mongomancy ...":
@@ -133,12 +110,6 @@ def demo_once(stop_signal: signal.Signals, hang: float) -> float | None:
         if code != 128 + stop_signal:
             raise SystemExit(f"demo exited {code} after {stop_signal.name}")
         return time.perf_counter() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
 
 
 def row(name: str, times: list[float | None]) -> tuple[str, ...]:

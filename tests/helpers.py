@@ -1,6 +1,9 @@
 """What several test modules share, imported as ``from tests.helpers import ...`` (``tests`` is a package and
 the repository root is on ``sys.path`` under pytest).
 
+The tests that start a command or an example as a child process (tests/sim/test_cli_*.py, test_demo.py,
+test_examples.py, and benchmarks/bench_stop.py) share :func:`child_process`, which stops and reaps it by PID.
+
 The DDL tests (tests/sim/test_create_all.py, tests/sim/test_ddl_apply.py) share a sample schema and how they
 read indexes back.  The definitions use only what both of their backends keep: ascending keys, ``unique``
 and ``expireAfterSeconds``.  A bare nx_27017 (tests/sim/test_ddl_apply.py's ``nx`` backend, without simulated
@@ -9,12 +12,19 @@ members) renames indexes, so indexes are compared by key pattern, never by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from pymongo.database import Database
 
 from mongomancy.types import CollectionDefinition, Document, Index
+
+#: The repository root: the working directory of the child processes the tests start.
+ROOT = Path(__file__).resolve().parents[1]
 
 GAME = CollectionDefinition(
     "game",
@@ -60,3 +70,29 @@ def process_exists(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def child_process(
+    args: Sequence[str], *, cwd: Path | None = ROOT, **popen_options: Any
+) -> Iterator[subprocess.Popen[str]]:
+    """``args`` running as a child process with text pipes (``popen_options`` say which), in ``cwd``.
+
+    On the way out, however the block ended, the child is stopped by PID and reaped and its pipes are closed:
+    a test stops every process it starts, and a failed assertion must not leave one running.
+    """
+    proc = subprocess.Popen(list(args), text=True, cwd=cwd, **popen_options)
+    try:
+        yield proc
+    finally:
+        stop_child(proc)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def stop_child(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc`` by PID if it is still running, then reap it (no zombie); a no-op once it has exited."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()

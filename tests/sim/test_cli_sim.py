@@ -14,31 +14,20 @@ import pytest
 from click.testing import CliRunner
 
 from mongomancy.cli import cli
-from tests.helpers import process_exists
+from tests.helpers import child_process, process_exists
 
-ROOT = Path(__file__).resolve().parents[2]
 #: The command exits within 0.8 s of the signal; the margin is for a loaded machine's process teardown.
 STOPPED_WITHIN = 5.0
 
 
 @pytest.fixture
 def sim_process() -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
+    with child_process(
         [sys.executable, "-m", "mongomancy.cli", "sim", "--json", "--step-down-every", "0.5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
+    ) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None and proc.stderr is not None
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
@@ -63,25 +52,16 @@ def test_sim_serves_a_replica_set_until_a_signal(
 
 
 def test_sim_text_output_is_the_uri_first(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
+    with child_process(
         [sys.executable, "-m", "mongomancy.cli", "sim", "--members", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
+    ) as proc:
         assert proc.stdout is not None
         uri = proc.stdout.readline().strip()
         assert uri.startswith("mongodb://127.0.0.1:") and uri.endswith("/?replicaSet=rs0") and "," not in uri
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=STOPPED_WITHIN) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
 
 
 def test_sim_usage_errors() -> None:

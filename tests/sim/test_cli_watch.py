@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import signal
@@ -9,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import IO, Any
 
 import pytest
@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from mongomancy.cli import cli
 from mongomancy.testing import SimulatedReplicaSet
+from tests.helpers import ROOT, child_process, stop_child
 
-ROOT = Path(__file__).resolve().parents[2]
 #: The command exits within 0.8 s of the signal (mongomancy.cli._shutdown.STOP_DEADLINE); the margin is for a
 #: loaded machine's process teardown, not a hope (benchmarks/bench_stop.py measures the latency over 50 runs).
 STOPPED_WITHIN = 5.0
@@ -41,13 +41,12 @@ def _until(lines: queue.Queue[str], predicate: object, timeout: float = 15.0) ->
             return dict(event)
 
 
-def _start_watch(uri: str, **popen_options: Any) -> subprocess.Popen[str]:
-    """``mongomancy watch URI --json`` as a child process, stderr piped (it announces itself there)."""
-    return subprocess.Popen(
+def _watch(uri: str, **popen_options: Any) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
+    """``mongomancy watch URI --json`` as a child process, stderr piped (it announces itself there); stopped
+    and reaped when the block ends."""
+    return child_process(
         [sys.executable, "-m", "mongomancy.cli", "watch", uri, "--json"],
         stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
         **popen_options,
     )
 
@@ -56,37 +55,31 @@ def _start_watch(uri: str, **popen_options: Any) -> subprocess.Popen[str]:
 def test_watch_streams_primary_changes_and_stops_cleanly(
     sim_cluster: SimulatedReplicaSet, stop_signal: signal.Signals
 ) -> None:
-    proc = _start_watch(sim_cluster.uri, stdout=subprocess.PIPE)
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
-    reader.start()
-    try:
-        assert proc.stderr is not None
-        assert proc.stderr.readline().startswith("watching mongodb://")
-        errors = threading.Thread(target=proc.stderr.read, daemon=True)  # never let stderr fill its pipe
-        errors.start()
-        addresses = {m.address for m in sim_cluster.members}
-        changed = None
-        for _ in range(3):  # the engine may still be discovering the set at the first step-down
-            new_index = sim_cluster.step_down(wait=True)
-            changed = _until(lines, lambda e: e["kind"] == "primary_changed", timeout=5)
-            if changed is not None:
-                break
-        assert changed is not None, "no primary_changed line"
-        assert changed["old_primary"] in addresses
-        assert changed["new_primary"] == sim_cluster.members[new_index].address
-        assert changed["set_name"] == "rs0"
-        proc.send_signal(stop_signal)
-        assert proc.wait(timeout=STOPPED_WITHIN) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join(5)
-        assert proc.stderr is not None
-        proc.stderr.close()
-        assert proc.stdout is not None
-        proc.stdout.close()
+    with _watch(sim_cluster.uri, stdout=subprocess.PIPE) as proc:
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+        reader.start()
+        try:
+            assert proc.stderr is not None
+            assert proc.stderr.readline().startswith("watching mongodb://")
+            errors = threading.Thread(target=proc.stderr.read, daemon=True)  # never let stderr fill its pipe
+            errors.start()
+            addresses = {m.address for m in sim_cluster.members}
+            changed = None
+            for _ in range(3):  # the engine may still be discovering the set at the first step-down
+                new_index = sim_cluster.step_down(wait=True)
+                changed = _until(lines, lambda e: e["kind"] == "primary_changed", timeout=5)
+                if changed is not None:
+                    break
+            assert changed is not None, "no primary_changed line"
+            assert changed["old_primary"] in addresses
+            assert changed["new_primary"] == sim_cluster.members[new_index].address
+            assert changed["set_name"] == "rs0"
+            proc.send_signal(stop_signal)
+            assert proc.wait(timeout=STOPPED_WITHIN) == 0
+        finally:
+            stop_child(proc)  # first: the reader ends at the end of the child's output
+            reader.join(5)
 
 
 def test_watch_human_lines_in_process(sim_cluster: SimulatedReplicaSet) -> None:
@@ -117,40 +110,26 @@ def test_watch_stops_on_sigint_even_when_started_with_sigint_ignored(
 ) -> None:
     # A background job of a non-interactive shell starts with SIGINT ignored; Python then never raises
     # KeyboardInterrupt, so the command must handle the signal itself.
-    proc = _start_watch(
+    with _watch(
         sim_cluster.uri,
         stdout=subprocess.DEVNULL,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
-    try:
+    ) as proc:
         assert proc.stderr is not None
         assert proc.stderr.readline().startswith("watching mongodb://")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=STOPPED_WITHIN) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
 
 
 def test_watch_stops_on_sigint_while_every_member_is_blackholed(sim_cluster: SimulatedReplicaSet) -> None:
     # pymongo's monitors are then stuck in reads that only time out; the exit must not wait for them.
-    proc = _start_watch(sim_cluster.uri, stdout=subprocess.DEVNULL)
-    try:
+    with _watch(sim_cluster.uri, stdout=subprocess.DEVNULL) as proc:
         assert proc.stderr is not None
         assert proc.stderr.readline().startswith("watching mongodb://")
         for member in range(len(sim_cluster.members)):
             sim_cluster.blackhole(member)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=STOPPED_WITHIN) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
 
 
 def _json_lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
@@ -160,8 +139,7 @@ def _json_lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
 
 
 def test_watch_starts_with_the_topology_and_prints_each_change_once(sim_cluster: SimulatedReplicaSet) -> None:
-    proc = _start_watch(sim_cluster.uri, stdout=subprocess.PIPE)
-    try:
+    with _watch(sim_cluster.uri, stdout=subprocess.PIPE) as proc:
         assert proc.stderr is not None
         assert proc.stderr.readline().startswith("watching mongodb://")
         lines = _json_lines(proc)
@@ -188,18 +166,10 @@ def test_watch_starts_with_the_topology_and_prints_each_change_once(sim_cluster:
         assert proc.wait(timeout=STOPPED_WITHIN) == 0
         # each change is printed once: nothing but the announcement went to stderr
         assert proc.stderr.read() == ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None and proc.stdout is not None
-        proc.stderr.close()
-        proc.stdout.close()
 
 
 def test_watch_reports_a_blackholed_primary(sim_cluster: SimulatedReplicaSet) -> None:
-    proc = _start_watch(sim_cluster.uri, stdout=subprocess.PIPE)
-    try:
+    with _watch(sim_cluster.uri, stdout=subprocess.PIPE) as proc:
         assert proc.stderr is not None
         assert proc.stderr.readline().startswith("watching mongodb://")
         lines = _json_lines(proc)
@@ -210,13 +180,6 @@ def test_watch_reports_a_blackholed_primary(sim_cluster: SimulatedReplicaSet) ->
         assert lost is not None, "no event for the blackholed primary"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=STOPPED_WITHIN) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None and proc.stdout is not None
-        proc.stderr.close()
-        proc.stdout.close()
 
 
 def test_watch_reports_an_unreachable_target_and_exits_2() -> None:

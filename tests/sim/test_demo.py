@@ -16,9 +16,8 @@ from click.testing import CliRunner
 from mongomancy.cli import cli
 from mongomancy.cli._workload import StatusLine
 from mongomancy.cli.demo import RunReport, explanation, fault_schedule, summary_table
-from tests.helpers import process_exists
+from tests.helpers import child_process, process_exists
 
-ROOT = Path(__file__).resolve().parents[2]
 #: The demo exits within 0.8 s of the signal; the margin is for a loaded machine's process teardown.
 STOPPED_WITHIN = 5.0
 
@@ -68,14 +67,11 @@ def _children(pid: int) -> set[int]:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_stops_the_demo_within_a_second_and_says_what_ran(stop_signal: signal.Signals) -> None:
-    proc = subprocess.Popen(
+    with child_process(
         [sys.executable, "-m", "mongomancy.cli", "demo", "--duration", "60", "--threads", "4", "--seed", "5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
+    ) as proc:
         assert proc.stderr is not None and proc.stdout is not None
         for line in proc.stderr:  # wait until the mongomancy run is going (not a sleep: its own line)
             if line.strip() == "mongomancy ...":
@@ -88,13 +84,6 @@ def test_ctrl_c_stops_the_demo_within_a_second_and_says_what_ran(stop_signal: si
         assert f"interrupted by {stop_signal.name}" in report
         assert "mongomancy:" in report and "operations in" in report and "not checked" in report
         assert not [pid for pid in backend if process_exists(pid)], "a backend process was left running"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None and proc.stderr is not None
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 class _Terminal(io.StringIO):

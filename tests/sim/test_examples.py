@@ -7,30 +7,16 @@ import contextlib
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 from mongomancy.testing import SimulatedReplicaSet
+from tests.helpers import ROOT, child_process
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-@contextlib.contextmanager
-def example(script: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+def example(script: str, *args: str) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
     """``examples/<script>`` running, stdout and stderr on one pipe; killed if the test leaves it running."""
-    proc = subprocess.Popen(
-        [sys.executable, f"examples/{script}", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
+    return child_process(
+        [sys.executable, f"examples/{script}", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 def test_batch_job_survives_a_step_down(sim_cluster: SimulatedReplicaSet) -> None:
