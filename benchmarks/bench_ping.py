@@ -26,7 +26,11 @@ from pathlib import Path
 
 from _common import markdown
 
+# Appended, not prepended: tests.helpers comes from this checkout, mongomancy still from PYTHONPATH if set.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+
 from mongomancy.testing import SimulatedReplicaSet, wait_for
+from tests.helpers import child_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,22 +54,18 @@ def election_to_exit(cluster: SimulatedReplicaSet, script: str) -> float:
     """Seconds from the election to the exit of a probe waiting for a primary."""
     cluster.step_down(election_seconds=120)  # no primary until elected below
     before = cluster.count("ping")
-    proc = subprocess.Popen(
+    with child_process(
         [script, cluster.uri, "--require-primary", "--wait", "30", "--quiet"],
+        cwd=None,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
-    try:
+    ) as proc:
         wait_for(lambda: cluster.count("ping") > before, 30, "the probe's first ping")
         time.sleep(0.3)  # let the probe settle into waiting for a primary (scenario, not synchronisation)
         cluster.elect(wait=True)
         elected = time.perf_counter()
         code = proc.wait(30)
         took = time.perf_counter() - elected
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     if code != 0:
         raise SystemExit(f"the waiting probe exited {code}")
     return took

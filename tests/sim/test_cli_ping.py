@@ -31,8 +31,8 @@ from mongomancy.cli._probe import run_ping
 from mongomancy.cli._verdict import PingOptions
 from mongomancy.cli.ping import ping
 from mongomancy.testing import SimulatedReplicaSet, wait_for
+from tests.helpers import ROOT, child_process
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "s3cr3tPass"
 
 TOP_KEYS = {
@@ -394,14 +394,9 @@ def test_refused_with_wait_keeps_trying_until_the_wait_ends() -> None:
 def test_wait_sees_the_new_primary_of_an_election(sim_cluster: SimulatedReplicaSet) -> None:
     sim_cluster.step_down(election_seconds=60)  # no primary until the test elects one
     command = ["ping", sim_cluster.uri, "--require-primary", "--wait", "30", "--json"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mongomancy.cli", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
+    with child_process(
+        [sys.executable, "-m", "mongomancy.cli", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
         # The probe's first ping (answered by a secondary) means it now looks for a primary.
         wait_for(lambda: sim_cluster.count("ping") > 0, 30, "the probe's first ping")
         assert proc.poll() is None, proc.communicate()
@@ -409,10 +404,6 @@ def test_wait_sees_the_new_primary_of_an_election(sim_cluster: SimulatedReplicaS
         elected = time.monotonic()
         output, errors = proc.communicate(timeout=30)
         noticed = time.monotonic() - elected
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, output + errors
     doc = json.loads(output)
     assert doc["status"] == "ok" and doc["primary"] == sim_cluster.members[2].address
