@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -85,18 +86,14 @@ def plan(  # noqa: PLR0917 - one parameter per documented option
     detailed_exitcode: bool,
 ) -> None:
     """Print what `apply` would change in the database at URI."""
-    name, definitions = _load(target)
-    with _database(uri, name, definitions, as_json) as database:
-        try:
-            result = database.plan(drop_undeclared=drop_undeclared, keep=keep)
-        except Exception as error:
-            _fail(error, as_json)
-        if as_json:
-            click.echo(json.dumps({**result.to_json(), "database": database.name}))
-        else:
-            click.echo(str(result))
-    if detailed_exitcode and not result.is_empty:
-        sys.exit(EXIT_CHANGES)
+    _run(
+        uri,
+        target,
+        as_json,
+        detailed_exitcode,
+        step=lambda database: database.plan(drop_undeclared=drop_undeclared, keep=keep),
+        changed=lambda plan: not plan.is_empty,
+    )
 
 
 @schema.command(cls=Command)
@@ -111,19 +108,41 @@ def apply(  # noqa: PLR0917 - one parameter per documented option
     detailed_exitcode: bool,
 ) -> None:
     """Bring the database at URI in line with the definitions and print what was done."""
+    _run(
+        uri,
+        target,
+        as_json,
+        detailed_exitcode,
+        step=lambda database: database.create_all(
+            skip_existing=False, allow_drop=allow_drop, drop_undeclared=drop_undeclared, keep=keep
+        ),
+        changed=lambda result: result.changed,
+    )
+
+
+def _run(
+    uri: str,
+    target: str,
+    as_json: bool,
+    detailed_exitcode: bool,
+    *,
+    step: Callable[[Any], Any],
+    changed: Callable[[Any], bool],
+) -> None:
+    """Run ``step`` on the database at URI with TARGET's definitions, print its result (``--json``: its JSON
+    form with the database name) and exit 2 under ``--detailed-exitcode`` when ``changed(result)``.  ``plan``
+    and ``apply`` differ only in the step and in what counts as a change; an error exits 1 via ``_fail``."""
     name, definitions = _load(target)
     with _database(uri, name, definitions, as_json) as database:
         try:
-            result = database.create_all(
-                skip_existing=False, allow_drop=allow_drop, drop_undeclared=drop_undeclared, keep=keep
-            )
+            result = step(database)
         except Exception as error:
             _fail(error, as_json)
         if as_json:
             click.echo(json.dumps({**result.to_json(), "database": database.name}))
         else:
             click.echo(str(result))
-    if detailed_exitcode and result.changed:
+    if detailed_exitcode and changed(result):
         sys.exit(EXIT_CHANGES)
 
 
