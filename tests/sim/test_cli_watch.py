@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from typing import IO, Any
 
 import pytest
@@ -41,14 +42,18 @@ def _until(lines: queue.Queue[str], predicate: object, timeout: float = 15.0) ->
             return dict(event)
 
 
-def _watch(uri: str, **popen_options: Any) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
-    """``mongomancy watch URI --json`` as a child process, stderr piped (it announces itself there); stopped
-    and reaped when the block ends."""
-    return child_process(
+@contextlib.contextmanager
+def _watch(uri: str, **popen_options: Any) -> Iterator[subprocess.Popen[str]]:
+    """``mongomancy watch URI --json`` as a child process with stderr piped, yielded once it announced itself
+    there ("watching mongodb://..."); stopped and reaped when the block ends."""
+    with child_process(
         [sys.executable, "-m", "mongomancy.cli", "watch", uri, "--json"],
         stderr=subprocess.PIPE,
         **popen_options,
-    )
+    ) as proc:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("watching mongodb://")
+        yield proc
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
@@ -61,7 +66,6 @@ def test_watch_streams_primary_changes_and_stops_cleanly(
         reader.start()
         try:
             assert proc.stderr is not None
-            assert proc.stderr.readline().startswith("watching mongodb://")
             errors = threading.Thread(target=proc.stderr.read, daemon=True)  # never let stderr fill its pipe
             errors.start()
             addresses = {m.address for m in sim_cluster.members}
@@ -115,8 +119,6 @@ def test_watch_stops_on_sigint_even_when_started_with_sigint_ignored(
         stdout=subprocess.DEVNULL,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     ) as proc:
-        assert proc.stderr is not None
-        assert proc.stderr.readline().startswith("watching mongodb://")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=STOPPED_WITHIN) == 0
 
@@ -124,8 +126,6 @@ def test_watch_stops_on_sigint_even_when_started_with_sigint_ignored(
 def test_watch_stops_on_sigint_while_every_member_is_blackholed(sim_cluster: SimulatedReplicaSet) -> None:
     # pymongo's monitors are then stuck in reads that only time out; the exit must not wait for them.
     with _watch(sim_cluster.uri, stdout=subprocess.DEVNULL) as proc:
-        assert proc.stderr is not None
-        assert proc.stderr.readline().startswith("watching mongodb://")
         for member in range(len(sim_cluster.members)):
             sim_cluster.blackhole(member)
         proc.send_signal(signal.SIGINT)
@@ -141,7 +141,6 @@ def _json_lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
 def test_watch_starts_with_the_topology_and_prints_each_change_once(sim_cluster: SimulatedReplicaSet) -> None:
     with _watch(sim_cluster.uri, stdout=subprocess.PIPE) as proc:
         assert proc.stderr is not None
-        assert proc.stderr.readline().startswith("watching mongodb://")
         lines = _json_lines(proc)
         first = json.loads(lines.get(timeout=15))
         assert first["kind"] == "topology" and first["set_name"] == "rs0"
@@ -170,8 +169,6 @@ def test_watch_starts_with_the_topology_and_prints_each_change_once(sim_cluster:
 
 def test_watch_reports_a_blackholed_primary(sim_cluster: SimulatedReplicaSet) -> None:
     with _watch(sim_cluster.uri, stdout=subprocess.PIPE) as proc:
-        assert proc.stderr is not None
-        assert proc.stderr.readline().startswith("watching mongodb://")
         lines = _json_lines(proc)
         assert json.loads(lines.get(timeout=15))["kind"] == "topology"
         primary = sim_cluster.primary_address
