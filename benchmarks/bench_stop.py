@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import statistics
@@ -44,6 +45,19 @@ _SIGINT_IGNORED = (
 )
 
 
+def signal_to_exit(
+    proc: subprocess.Popen[str], stop_signal: signal.Signals, hang: float
+) -> tuple[int, float] | None:
+    """Send ``stop_signal``; (exit code, seconds to the exit), or None when still running after ``hang``."""
+    sent = time.perf_counter()
+    proc.send_signal(stop_signal)
+    try:
+        code = proc.wait(hang)
+    except subprocess.TimeoutExpired:
+        return None
+    return code, time.perf_counter() - sent
+
+
 def stop_once(uri: str, stop_signal: signal.Signals, sigint_ignored: bool, hang: float) -> float | None:
     """Seconds from the signal to the exit, or None when the process was still running after ``hang``."""
     command = [sys.executable, "-m", "mongomancy.cli", "watch", uri, "--json"]
@@ -54,15 +68,13 @@ def stop_once(uri: str, stop_signal: signal.Signals, sigint_ignored: bool, hang:
         line = proc.stderr.readline()
         if not line.startswith("watching "):
             raise SystemExit(f"watch did not start: {line!r}")
-        sent = time.perf_counter()
-        proc.send_signal(stop_signal)
-        try:
-            code = proc.wait(hang)
-        except subprocess.TimeoutExpired:
+        stopped = signal_to_exit(proc, stop_signal, hang)
+        if stopped is None:
             return None
+        code, seconds = stopped
         if code != 0:
             raise SystemExit(f"watch exited {code} after {stop_signal.name}")
-        return time.perf_counter() - sent
+        return seconds
 
 
 def sim_once(stop_signal: signal.Signals, hang: float) -> tuple[float, float | None]:
@@ -77,15 +89,13 @@ def sim_once(stop_signal: signal.Signals, hang: float) -> tuple[float, float | N
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())
         to_uri = time.perf_counter() - started
-        sent = time.perf_counter()
-        proc.send_signal(stop_signal)
-        try:
-            code = proc.wait(hang)
-        except subprocess.TimeoutExpired:
+        stopped = signal_to_exit(proc, stop_signal, hang)
+        if stopped is None:
             return to_uri, None
+        code, seconds = stopped
         if code != 0 or process_exists(first["backend_pid"]):
             raise SystemExit(f"sim exited {code}; backend gone: {not process_exists(first['backend_pid'])}")
-        return to_uri, time.perf_counter() - sent
+        return to_uri, seconds
 
 
 def demo_once(stop_signal: signal.Signals, hang: float) -> float | None:
@@ -101,15 +111,13 @@ def demo_once(stop_signal: signal.Signals, hang: float) -> float | None:
             if line.strip() == "mongomancy ...":
                 break
         time.sleep(1.0)  # into the run: workers busy, step-downs coming
-        sent = time.perf_counter()
-        proc.send_signal(stop_signal)
-        try:
-            code = proc.wait(hang)
-        except subprocess.TimeoutExpired:
+        stopped = signal_to_exit(proc, stop_signal, hang)
+        if stopped is None:
             return None
+        code, seconds = stopped
         if code != 128 + stop_signal:
             raise SystemExit(f"demo exited {code} after {stop_signal.name}")
-        return time.perf_counter() - sent
+        return seconds
 
 
 def row(name: str, times: list[float | None]) -> tuple[str, ...]:
@@ -120,7 +128,7 @@ def row(name: str, times: list[float | None]) -> tuple[str, ...]:
         str(len(times) - len(stopped)),
         str(sum(1 for t in stopped if t > 1.0)),
         f"{statistics.median(stopped):.3f}" if stopped else "-",
-        f"{stopped[int(0.95 * (len(stopped) - 1))]:.3f}" if stopped else "-",
+        f"{stopped[math.ceil(0.95 * len(stopped)) - 1]:.3f}" if stopped else "-",  # nearest rank
         f"{stopped[-1]:.3f}" if stopped else "-",
     )
 
